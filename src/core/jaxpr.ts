@@ -153,8 +153,10 @@ function printJaxpr(jaxpr: Jaxpr, namer: Namer, indent: string): string {
   }
   const outs = jaxpr.outs.map((a) => atomString(a, namer));
   const outText = `(${outs.join(", ")}${outs.length === 1 ? "," : ""})`;
-  const head = `{ lambda ${consts}${consts ? "" : ""}; ${ins}. let`;
-  if (lines.length === 0) return `{ lambda ${consts}; ${ins}. let  in ${outText} }`;
+  const head = `{ lambda ${consts}; ${ins}. let`;
+  // Like JAX's pretty-printer: one line when it fits, else one equation per line.
+  const oneLine = `${head} ${lines.join("; ")}${lines.length ? " " : ""}in ${outText} }`;
+  if (oneLine.length + indent.length <= 80 && !oneLine.includes("\n")) return oneLine;
   const pad = `${indent}    `;
   return `${head}\n${lines.map((l) => pad + l).join("\n")}\n${indent}  in ${outText} }`;
 }

@@ -408,3 +408,20 @@ describe("performance", () => {
     expect(us).toBeLessThan(200);
   });
 });
+
+describe("types", () => {
+  it("map keeps a tensor tree's type", () => {
+    interface Params {
+      readonly dense: { readonly w: Tensor; readonly b: Tensor };
+      readonly layers: Tensor[];
+      readonly scale: Tensor;
+    }
+    const z = Tensor._zeros([1], "float32");
+    const p: Params = { dense: { w: z, b: z }, layers: [z], scale: z };
+    // Compile-time check: a Tensor -> Tensor map over Params is assignable to Params.
+    const q: Params = tree.map((x: Tensor, y: Tensor) => (x.size > 0 ? x : y), p, p);
+    const counts: { dense: { w: number; b: number }; layers: number[]; scale: number } = tree.map(() => 0, p);
+    expect(tree.leaves(q).length).toBe(4);
+    expect(tree.leaves(counts)).toEqual([0, 0, 0, 0]);
+  });
+});

@@ -386,29 +386,6 @@ describe("transpose and broadcastPrefix", () => {
   });
 });
 
-describe("performance", () => {
-  it("flattens and unflattens a 100-leaf tree in microseconds", () => {
-    const t = objectFromEntries(
-      Array.from(
-        { length: 10 },
-        (_, i) => [`layer${i}`, { w: [1, 2, 3, 4, 5], b: { x: 1, y: [2, 3] }, s: 4, e: null }] as const,
-      ),
-    );
-    const [ls0, def0] = tree.flatten(t);
-    expect(ls0.length).toBe(90);
-    const n = 20000;
-    for (let i = 0; i < 2000; i++) tree.unflatten(def0, tree.flatten(t)[0]);
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const [ls, def] = tree.flatten(t);
-      tree.unflatten(def, ls);
-    }
-    const us = ((performance.now() - t0) * 1000) / n;
-    // A generous bound for shared CI cores; typical is a few microseconds.
-    expect(us).toBeLessThan(200);
-  });
-});
-
 describe("types", () => {
   it("map keeps a tensor tree's type", () => {
     interface Params {

@@ -1,0 +1,27 @@
+/**
+ * tsjax: a functional, pure-TypeScript neural-net framework with JAX's transforms.
+ *
+ * @example
+ * ```ts
+ * import { numpy as np, grad } from "tsjax";
+ * grad((x) => np.sum(np.sin(x)))(np.array([0, 1])); // cos(x)
+ * ```
+ */
+export * from "./core/index.js";
+export * as nn from "./nn/index.js";
+export {
+  grad,
+  hessian,
+  hvp,
+  jacfwd,
+  jacrev,
+  jvp,
+  linearize,
+  makeJaxpr,
+  valueAndGrad,
+  vjp,
+  vmap,
+  type GradOptions,
+  type VmapOptions,
+} from "./transforms/index.js";
+export { stopGradient } from "./core/primitives/elementwise.js";

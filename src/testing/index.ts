@@ -1,0 +1,5 @@
+/** `tsjax/testing`: arbitraries and checkers for property tests of array programs and optimizers. */
+export * from "./arbitraries.js";
+export * from "./checks.js";
+export * from "./programs.js";
+export * from "./arbitraries-tree.js";

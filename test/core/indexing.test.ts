@@ -25,7 +25,11 @@ import {
 } from "../../src/core/primitives/indexing.js";
 import { sizeOf, stridesOf, unravel } from "../../src/core/shape.js";
 import { Tensor } from "../../src/core/tensor.js";
+import { mul } from "../../src/core/primitives/elementwise.js";
 import { bind } from "../../src/core/trace.js";
+import { linearizeFlat } from "../../src/transforms/autodiff.js";
+import { jvpFlat } from "../../src/transforms/jvp.js";
+import { vmapFlat } from "../../src/transforms/vmap.js";
 
 // ---------------------------------------------------------------------------------------------
 // Independent helpers: every expected value below is computed index by index in float64.
@@ -501,5 +505,130 @@ describe("cumsum", () => {
     expect(cumsum(tensor([2], [2147483647, 1], "int32"), -1).toArray()).toEqual([2147483647, -2147483648]);
     expect(() => cumsum(tensor([2], [1, 0], "bool"), 0)).toThrow(/cumsum: does not accept bool/);
     expect(() => cumsum(randn([2], rng(7)), 1)).toThrow(/cumsum: axis 1/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Through the transforms: jvp vs central differences, jvp vs vjp, vmap vs a loop.
+
+describe("through jvp, vjp and vmap", () => {
+  type F = (...xs: Tensor[]) => Tensor;
+  const sq = (x: Tensor) => mul(x, x);
+
+  function maxAbs(t: Tensor): number {
+    let m = 0;
+    for (const v of t._buf!) m = Math.max(m, Math.abs(v));
+    return m;
+  }
+
+  /**
+   * `f` is evaluated on squared inputs, so it is quadratic in them: a central difference is then exact
+   * up to rounding, about eps·|f| / h per element.
+   */
+  function checkTransforms(f: F, xs: Tensor[], r: () => number): void {
+    const g = (...ys: Tensor[]) => [f(...ys.map(sq))];
+    const us = xs.map((x) => randn([...x.shape], r));
+    const [[y], [ty]] = jvpFlat(g, xs, us);
+    const tyT = ty instanceof Tensor ? ty : Tensor._zeros(y!.shape, y!.dtype);
+    const h = 1e-4;
+    const shifted = (sgn: number) => xs.map((x, k) => tensor([...x.shape], x._buf!.map((v, i) => v + sgn * h * us[k]!._buf![i]!)));
+    const [yp] = g(...shifted(1));
+    const [ym] = g(...shifted(-1));
+    const scale = Math.max(1, maxAbs(yp!), maxAbs(ym!));
+    const fd = yp!._buf!.map((v, i) => (v - ym!._buf![i]!) / (2 * h));
+    expectArray(tyT, [...y!.shape], fd, (8 * 2 ** -52 * scale) / h + 1e-9 * maxAbs(tyT));
+
+    const lin = linearizeFlat(g, xs);
+    const v = randn([...y!.shape], r);
+    const cts = lin.vjpFn([v]).map((c, k) => (c instanceof Tensor ? c : Tensor._zeros(xs[k]!.shape, "float64")));
+    const [lhs, lm] = dot(v, tyT);
+    let rhs = 0;
+    let rm = 0;
+    cts.forEach((c, k) => {
+      const [s, m] = dot(c, us[k]!);
+      rhs += s;
+      rm += m;
+    });
+    const len = y!.size + xs.reduce((a, x) => a + x.size, 0);
+    expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual(8 * (len + 1) * 2 ** -52 * (lm + rm) + 1e-300);
+  }
+
+  /** vmap over axis `dims[k]` of each argument (null = shared) against a loop. */
+  function checkVmap(f: F, args: Tensor[], dims: BDim[], n: number): void {
+    const [out] = vmapFlat((...xs) => [f(...xs)], args, dims, [0], n);
+    for (let i = 0; i < n; i++) {
+      const want = f(...args.map((a, k) => (dims[k] === null ? a : take(a, dims[k]!, i))));
+      expectArray(take(out!, 0, i), [...want.shape], want._buf!);
+    }
+  }
+
+  it("slice, pad, concatenate, cumsum", () => {
+    fc.assert(
+      fc.property(shapeArb(1, 3), seedArb, fc.integer({ min: 1, max: 3 }), (shape, seed, n) => {
+        const r = rng(seed);
+        const x = randn(shape, r);
+        const start = shape.map((d) => Math.floor(r() * (d + 1)));
+        const limit = shape.map((d, i) => start[i]! + Math.floor(r() * (d - start[i]! + 1)));
+        const strides = shape.map(() => 1 + Math.floor(r() * 2));
+        const cfg = shape.map((): PadConfig => [Math.floor(r() * 3) - 1, Math.floor(r() * 3), Math.floor(r() * 2)]).map(
+          (c, i): PadConfig => (c[0] + c[1] + shape[i]! + Math.max(0, shape[i]! - 1) * c[2] < 0 ? [0, 0, c[2]] : c),
+        );
+        const axis = Math.floor(r() * shape.length);
+        const reverse = r() < 0.5;
+        const fs: [F, Tensor[]][] = [
+          [(a) => slice(a, start, limit, strides), [x]],
+          [(a, p) => pad(a, p, cfg), [x, randn([], r)]],
+          [(a, b) => concatenate([a, b, a], axis), [x, randn([...shape], r)]],
+          [(a) => cumsum(a, axis, reverse), [x]],
+        ];
+        for (const [f, args] of fs) {
+          checkTransforms(f, args, r);
+          const b = Math.floor(r() * (shape.length + 1));
+          checkVmap(f, args.map((a) => randn(withBatch([...a.shape], Math.min(b, a.ndim), n), r)), args.map((a) => Math.min(b, a.ndim)), n);
+          if (args.length > 1) checkVmap(f, [args[0]!, randn([n, ...args[1]!.shape], r)], [null, 0], n);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it("gather, scatterAdd, dynamicSlice, dynamicUpdateSlice (indices as constants and vmapped)", () => {
+    fc.assert(
+      fc.property(shapeArb(1, 3), seedArb, fc.integer({ min: 1, max: 3 }), (shape0, seed, n) => {
+        const r = rng(seed);
+        const shape = shape0.map((d) => Math.max(d, 1));
+        const axis = Math.floor(r() * shape.length);
+        const N = shape[axis]!;
+        const x = randn(shape, r);
+        const ind = randInt([3], r, -1, N);
+        const uShape = [...shape.slice(0, axis), 3, ...shape.slice(axis + 1)];
+        const sizes = shape.map((d) => Math.floor(r() * (d + 1)));
+        const starts = shape.map((d) => int(Math.floor(r() * (d + 2)) - 1));
+        const fs: [F, Tensor[]][] = [
+          [(a) => gather(a, ind, { axis }), [x]],
+          [(a, u) => scatterAdd(a, ind, u, { axis }), [x, randn(uShape, r)]],
+          [(a) => dynamicSlice(a, starts, sizes), [x]],
+          [(a, u) => dynamicUpdateSlice(a, u, starts), [x, randn(sizes, r)]],
+        ];
+        for (const [f, args] of fs) {
+          checkTransforms(f, args, r);
+          checkVmap(f, args.map((a) => randn([n, ...a.shape], r)), args.map(() => 0), n);
+        }
+        // Per-example indices and starts, with the operand shared or batched.
+        const inds = randInt([n, 3], r, -1, N);
+        const xb = randn([n, ...shape], r);
+        checkVmap((a, i) => gather(a, i, { axis }), [x, inds], [null, 0], n);
+        checkVmap((a, i) => gather(a, i, { axis }), [xb, inds], [0, 0], n);
+        checkVmap((a, i, u) => scatterAdd(a, i, u, { axis }), [x, inds, randn(uShape, r)], [null, 0, null], n);
+        const startsB = shape.map((d) => randInt([n], r, -1, d));
+        checkVmap((a, ...s) => dynamicSlice(a, s, sizes), [xb, ...startsB], [0, ...startsB.map(() => 0)], n);
+        checkVmap((a, u, ...s) => dynamicUpdateSlice(a, u, s), [x, randn([n, ...sizes], r), ...startsB], [null, 0, ...startsB.map(() => 0)], n);
+        // Gradients of per-example gathers: vmap of a vjp, so the batched transpose (scatterAdd) runs.
+        const ones = (shp: number[]) => tensor(shp, new Float64Array(sizeOf(shp)).fill(1));
+        const gradGather = (a: Tensor, i: Tensor) => linearizeFlat((b) => [gather(sq(b), i, { axis })], [a]).vjpFn([ones(uShape)])[0] as Tensor;
+        checkVmap(gradGather, [xb, inds], [0, 0], n);
+      }),
+      { numRuns: 40 },
+    );
   });
 });

@@ -131,6 +131,13 @@ export class Tensor {
     return `Tensor(${JSON.stringify(this.toArray())}, dtype=${this.dtype})`;
   }
 
+  /** Iterates over the first axis, as NumPy arrays do: `const [k1, k2] = random.split(key)`. */
+  *[Symbol.iterator](): Iterator<Tensor> {
+    if (this.ndim === 0) throw new TraceError("cannot iterate over a rank-0 tensor", "iterate");
+    const n = this.shape[0]!;
+    for (let i = 0; i < n; i++) yield call("take", this, i, 0);
+  }
+
   // Method sugar: each delegates to the numpy function of the same name.
   add(y: Operand): Tensor {
     return call("add", this, y);

@@ -51,9 +51,17 @@ function tensor(shape: number[], values: ArrayLike<number>, dtype: DType = "floa
   return Tensor._fromBuffer(shape, dtype, buf);
 }
 const randn = (shape: number[], r: () => number, dtype: DType = "float64") =>
-  tensor(shape, Array.from({ length: sizeOf(shape) }, () => r() * 2 - 1), dtype);
+  tensor(
+    shape,
+    Array.from({ length: sizeOf(shape) }, () => r() * 2 - 1),
+    dtype,
+  );
 const randInt = (shape: number[], r: () => number, lo: number, hi: number) =>
-  tensor(shape, Array.from({ length: sizeOf(shape) }, () => lo + Math.floor(r() * (hi - lo + 1))), "int32");
+  tensor(
+    shape,
+    Array.from({ length: sizeOf(shape) }, () => lo + Math.floor(r() * (hi - lo + 1))),
+    "int32",
+  );
 const int = (v: number) => tensor([], [v], "int32");
 
 /** Builds a row-major array of `shape` from a function of the multi-index. */
@@ -100,9 +108,18 @@ const dot = (a: Tensor, b: Tensor): [number, number] => {
  * `<ct, f(x)> = Σ_k <f^T(ct)_k, x_k>` for a primitive linear in the arguments listed in `linear`;
  * the tolerance is float64 rounding over the sums' lengths.
  */
-function checkTranspose(prim: Primitive, args0: Tensor[], linear: number[], params: unknown, r: () => number, operands: number[] = linear): void {
+function checkTranspose(
+  prim: Primitive,
+  args0: Tensor[],
+  linear: number[],
+  params: unknown,
+  r: () => number,
+  operands: number[] = linear,
+): void {
   // Operands left out of `linear` are held at zero: with a nonzero value the map would be affine.
-  const args = args0.map((a, k) => (operands.includes(k) && !linear.includes(k) ? Tensor._zeros(a.shape, a.dtype) : a));
+  const args = args0.map((a, k) =>
+    operands.includes(k) && !linear.includes(k) ? Tensor._zeros(a.shape, a.dtype) : a,
+  );
   const [y] = bind(prim, args, params);
   const ct = randn([...y!.shape], r);
   const undef = args.map((a, k) => (linear.includes(k) ? new UndefPrimal(a.aval) : a));
@@ -151,7 +168,15 @@ describe("slice", () => {
     .chain(([shape, seed]) =>
       fc.tuple(
         fc.constant(shape),
-        fc.tuple(...shape.map((d) => fc.tuple(fc.integer({ min: 0, max: d }), fc.integer({ min: 0, max: d }), fc.integer({ min: 1, max: 3 })))),
+        fc.tuple(
+          ...shape.map((d) =>
+            fc.tuple(
+              fc.integer({ min: 0, max: d }),
+              fc.integer({ min: 0, max: d }),
+              fc.integer({ min: 1, max: 3 }),
+            ),
+          ),
+        ),
         fc.constant(seed),
       ),
     );
@@ -166,7 +191,16 @@ describe("slice", () => {
         const x = randn(shape, r);
         const y = slice(x, start, limit, strides);
         const outShape = shape.map((_, i) => Math.ceil((limit[i]! - start[i]!) / strides[i]!));
-        expectArray(y, outShape, fromFn(outShape, (o) => at(x, o.map((v, i) => start[i]! + v * strides[i]!))));
+        expectArray(
+          y,
+          outShape,
+          fromFn(outShape, (o) =>
+            at(
+              x,
+              o.map((v, i) => start[i]! + v * strides[i]!),
+            ),
+          ),
+        );
         const params = { startIndices: start, limitIndices: limit, strides };
         checkTranspose(slice_p, [x], [0], params, r);
         checkTranspose(slice_p, [x], [0], { ...params, strides: null }, r);
@@ -198,11 +232,21 @@ describe("pad", () => {
     .chain(([shape, seed]) =>
       fc.tuple(
         fc.constant(shape),
-        fc.tuple(...shape.map(() => fc.tuple(fc.integer({ min: -3, max: 2 }), fc.integer({ min: -3, max: 2 }), fc.integer({ min: 0, max: 2 })))),
+        fc.tuple(
+          ...shape.map(() =>
+            fc.tuple(
+              fc.integer({ min: -3, max: 2 }),
+              fc.integer({ min: -3, max: 2 }),
+              fc.integer({ min: 0, max: 2 }),
+            ),
+          ),
+        ),
         fc.constant(seed),
       ),
     )
-    .filter(([shape, config]) => shape.every((d, i) => config[i]![0] + config[i]![1] + d + Math.max(0, d - 1) * config[i]![2] >= 0));
+    .filter(([shape, config]) =>
+      shape.every((d, i) => config[i]![0] + config[i]![1] + d + Math.max(0, d - 1) * config[i]![2] >= 0),
+    );
 
   it("matches an index-by-index oracle (negative lo/hi crop), transposes in both operands, batches", () => {
     fc.assert(
@@ -218,7 +262,8 @@ describe("pad", () => {
           for (let i = 0; i < o.length; i++) {
             const [lo, , interior] = cfg[i]!;
             const rel = o[i]! - lo;
-            if (rel < 0 || rel % (interior + 1) !== 0 || rel / (interior + 1) >= shape[i]!) return pv._buf![0]!;
+            if (rel < 0 || rel % (interior + 1) !== 0 || rel / (interior + 1) >= shape[i]!)
+              return pv._buf![0]!;
             src.push(rel / (interior + 1));
           }
           return at(x, src);
@@ -251,33 +296,65 @@ describe("pad", () => {
 describe("concatenate", () => {
   it("matches an oracle, transposes to slices, batches", () => {
     fc.assert(
-      fc.property(shapeArb(1, 3), fc.array(dimArb, { minLength: 1, maxLength: 3 }), seedArb, fc.integer({ min: 1, max: 3 }), (shape, sizes, seed, n) => {
-        const r = rng(seed);
-        const dim = Math.floor(r() * shape.length);
-        const xs = sizes.map((s) => randn(shape.map((d, i) => (i === dim ? s : d)), r));
-        const params = { dimension: dim };
-        const [y] = bind(concatenate_p, xs, params);
-        const outShape = shape.map((d, i) => (i === dim ? sizes.reduce((a, b) => a + b, 0) : d));
-        const want = fromFn(outShape, (o) => {
-          let k = 0;
-          let j = o[dim]!;
-          while (j >= sizes[k]!) j -= sizes[k++]!;
-          return at(xs[k]!, o.map((v, i) => (i === dim ? j : v)));
-        });
-        expectArray(y!, outShape, want);
-        checkTranspose(concatenate_p, xs, xs.map((_, k) => k), params, r);
-        if (xs.length > 1) checkTranspose(concatenate_p, xs, [xs.length - 1], params, r, xs.map((_, k) => k));
-        const dims = xs.map(() => (r() < 0.3 ? null : Math.floor(r() * (shape.length + 1))));
-        const bxs = xs.map((x, k) => (dims[k] === null ? x : randn(withBatch([...x.shape], dims[k]!, n), r)));
-        checkBatch(concatenate_p, bxs, dims, params, n);
-      }),
+      fc.property(
+        shapeArb(1, 3),
+        fc.array(dimArb, { minLength: 1, maxLength: 3 }),
+        seedArb,
+        fc.integer({ min: 1, max: 3 }),
+        (shape, sizes, seed, n) => {
+          const r = rng(seed);
+          const dim = Math.floor(r() * shape.length);
+          const xs = sizes.map((s) =>
+            randn(
+              shape.map((d, i) => (i === dim ? s : d)),
+              r,
+            ),
+          );
+          const params = { dimension: dim };
+          const [y] = bind(concatenate_p, xs, params);
+          const outShape = shape.map((d, i) => (i === dim ? sizes.reduce((a, b) => a + b, 0) : d));
+          const want = fromFn(outShape, (o) => {
+            let k = 0;
+            let j = o[dim]!;
+            while (j >= sizes[k]!) j -= sizes[k++]!;
+            return at(
+              xs[k]!,
+              o.map((v, i) => (i === dim ? j : v)),
+            );
+          });
+          expectArray(y!, outShape, want);
+          checkTranspose(
+            concatenate_p,
+            xs,
+            xs.map((_, k) => k),
+            params,
+            r,
+          );
+          if (xs.length > 1)
+            checkTranspose(
+              concatenate_p,
+              xs,
+              [xs.length - 1],
+              params,
+              r,
+              xs.map((_, k) => k),
+            );
+          const dims = xs.map(() => (r() < 0.3 ? null : Math.floor(r() * (shape.length + 1))));
+          const bxs = xs.map((x, k) =>
+            dims[k] === null ? x : randn(withBatch([...x.shape], dims[k]!, n), r),
+          );
+          checkBatch(concatenate_p, bxs, dims, params, n);
+        },
+      ),
       { numRuns: 60 },
     );
   });
 
   it("rejects mismatched shapes and dtypes", () => {
     const r = rng(4);
-    expect(() => concatenate([randn([2, 3], r), randn([2, 4], r)], 0)).toThrow(/concatenate: shapes \[2,3\] and \[2,4\]/);
+    expect(() => concatenate([randn([2, 3], r), randn([2, 4], r)], 0)).toThrow(
+      /concatenate: shapes \[2,3\] and \[2,4\]/,
+    );
     expect(() => concatenate([randn([2], r), randn([2], r, "float32")], 0)).toThrow(DTypeError);
     expect(() => concatenate([randn([2], r), randn([2], r)], 1)).toThrow(ShapeError);
   });
@@ -394,10 +471,38 @@ describe("gather / scatterAdd", () => {
   });
 
   it("scatterAdd works on int32 (wrapping) and bool (or)", () => {
-    const y = scatterAdd(tensor([2], [2147483647, 0], "int32"), tensor([2], [0, 0], "int32"), tensor([2], [1, 1], "int32"), { axis: 0 });
+    const y = scatterAdd(
+      tensor([2], [2147483647, 0], "int32"),
+      tensor([2], [0, 0], "int32"),
+      tensor([2], [1, 1], "int32"),
+      { axis: 0 },
+    );
     expect(y.toArray()).toEqual([-2147483647, 0]);
-    const z = scatterAdd(tensor([2], [0, 1], "bool"), tensor([2], [0, 0], "int32"), tensor([2], [1, 1], "bool"), { axis: 0 });
+    const z = scatterAdd(
+      tensor([2], [0, 1], "bool"),
+      tensor([2], [0, 0], "int32"),
+      tensor([2], [1, 1], "bool"),
+      { axis: 0 },
+    );
     expect(z.toArray()).toEqual([true, true]);
+  });
+
+  it("keeps float32, int32 and bool values (and pad/concatenate too)", () => {
+    const idx = tensor([3], [2, 0, 5], "int32");
+    expect(gather(tensor([3], [1.5, -2, 7], "float32"), idx, { axis: 0 }).toArray()).toEqual([7, 1.5, 7]);
+    expect(gather(tensor([3], [1, 0, 1], "bool"), idx, { axis: 0 }).toArray()).toEqual([true, true, true]);
+    expect(
+      gather(tensor([3], [-3, 4, 2147483647], "int32"), tensor([2], [2, 0], "uint32"), { axis: 0 }).toArray(),
+    ).toEqual([2147483647, -3]);
+    expect(pad(tensor([2], [1, 1], "bool"), tensor([], [0], "bool"), [[1, 0, 1]]).toArray()).toEqual([
+      false,
+      true,
+      false,
+      true,
+    ]);
+    expect(concatenate([tensor([1], [-5], "int32"), tensor([2], [6, 7], "int32")], 0).toArray()).toEqual([
+      -5, 6, 7,
+    ]);
   });
 
   it("rejects bad indices with typed errors naming the primitive", () => {
@@ -405,11 +510,19 @@ describe("gather / scatterAdd", () => {
     const x = randn([2, 3], r);
     expect(() => gather(x, randn([2], r), { axis: 0 })).toThrow(/gather: indices must be int32 or uint32/);
     expect(() => gather(x, randInt([4], r, 0, 1), { axis: 2 })).toThrow(ShapeError);
-    expect(() => gather(x, randInt([3, 1], r, 0, 1), { axis: 1, batchDims: 1 })).toThrow(/gather: .*batch dimension 0/);
+    expect(() => gather(x, randInt([3, 1], r, 0, 1), { axis: 1, batchDims: 1 })).toThrow(
+      /gather: .*batch dimension 0/,
+    );
     expect(() => gather(x, randInt([2], r, 0, 1), { axis: 0, batchDims: 1 })).toThrow(/gather: axis 0/);
-    expect(() => gather(randn([2, 0], r), randInt([1], r, 0, 1), { axis: 1 })).toThrow(/gather: cannot take from the empty axis/);
-    expect(() => scatterAdd(x, randInt([4], r, 0, 1), randn([2, 3], r), { axis: 0 })).toThrow(/scatter_add: updates \[2,3\] must have shape \[4,3\]/);
-    expect(() => scatterAdd(x, randInt([4], r, 0, 1), randn([4, 3], r, "float32"), { axis: 0 })).toThrow(DTypeError);
+    expect(() => gather(randn([2, 0], r), randInt([1], r, 0, 1), { axis: 1 })).toThrow(
+      /gather: cannot take from the empty axis/,
+    );
+    expect(() => scatterAdd(x, randInt([4], r, 0, 1), randn([2, 3], r), { axis: 0 })).toThrow(
+      /scatter_add: updates \[2,3\] must have shape \[4,3\]/,
+    );
+    expect(() => scatterAdd(x, randInt([4], r, 0, 1), randn([4, 3], r, "float32"), { axis: 0 })).toThrow(
+      DTypeError,
+    );
   });
 });
 
@@ -417,7 +530,12 @@ describe("dynamicSlice / dynamicUpdateSlice", () => {
   const caseArb = fc
     .tuple(shapeArb(0, 3), seedArb, fc.integer({ min: 1, max: 3 }))
     .chain(([shape, seed, n]) =>
-      fc.tuple(fc.constant(shape), fc.tuple(...shape.map((d) => fc.integer({ min: 0, max: d }))), fc.constant(seed), fc.constant(n)),
+      fc.tuple(
+        fc.constant(shape),
+        fc.tuple(...shape.map((d) => fc.integer({ min: 0, max: d }))),
+        fc.constant(seed),
+        fc.constant(n),
+      ),
     );
   const clamp = (s: number, d: number, size: number) => Math.min(Math.max(s, 0), d - size);
 
@@ -430,7 +548,16 @@ describe("dynamicSlice / dynamicUpdateSlice", () => {
         const starts = startVals.map(int);
         const st = shape.map((d, i) => clamp(startVals[i]!, d, sizes[i]!));
         const y = dynamicSlice(x, starts, sizes);
-        expectArray(y, sizes, fromFn(sizes, (o) => at(x, o.map((v, i) => v + st[i]!))));
+        expectArray(
+          y,
+          sizes,
+          fromFn(sizes, (o) =>
+            at(
+              x,
+              o.map((v, i) => v + st[i]!),
+            ),
+          ),
+        );
         const u = randn(sizes, r);
         const z = dynamicUpdateSlice(x, u, starts);
         const wantZ = fromFn(shape, (o) => {
@@ -469,10 +596,16 @@ describe("dynamicSlice / dynamicUpdateSlice", () => {
     const r = rng(6);
     const x = randn([3, 4], r);
     expect(() => dynamicSlice(x, [int(0)], [1, 1])).toThrow(/dynamic_slice: needs 2 start indices/);
-    expect(() => dynamicSlice(x, [int(0), randn([], r)], [1, 1])).toThrow(/dynamic_slice: start index 1 must be int32/);
-    expect(() => dynamicSlice(x, [int(0), randInt([1], r, 0, 0)], [1, 1])).toThrow(/dynamic_slice: start index 1 must be a scalar/);
+    expect(() => dynamicSlice(x, [int(0), randn([], r)], [1, 1])).toThrow(
+      /dynamic_slice: start index 1 must be int32/,
+    );
+    expect(() => dynamicSlice(x, [int(0), randInt([1], r, 0, 0)], [1, 1])).toThrow(
+      /dynamic_slice: start index 1 must be a scalar/,
+    );
     expect(() => dynamicSlice(x, [int(0), int(0)], [1, 5])).toThrow(ShapeError);
-    expect(() => dynamicUpdateSlice(x, randn([4, 1], r), [int(0), int(0)])).toThrow(/dynamic_update_slice: update \[4,1\]/);
+    expect(() => dynamicUpdateSlice(x, randn([4, 1], r), [int(0), int(0)])).toThrow(
+      /dynamic_update_slice: update \[4,1\]/,
+    );
     expect(() => dynamicUpdateSlice(x, randn([1, 1], r, "float32"), [int(0), int(0)])).toThrow(DTypeError);
   });
 });
@@ -480,23 +613,33 @@ describe("dynamicSlice / dynamicUpdateSlice", () => {
 describe("cumsum", () => {
   it("matches a running-sum oracle, transposes to the reversed sum, batches", () => {
     fc.assert(
-      fc.property(shapeArb(1, 3), seedArb, fc.boolean(), fc.integer({ min: 1, max: 3 }), (shape, seed, reverse, n) => {
-        const r = rng(seed);
-        const axis = Math.floor(r() * shape.length);
-        const x = randn(shape, r);
-        const want = fromFn(shape, (o) => {
-          let s = 0;
-          const lo = reverse ? o[axis]! : 0;
-          const hi = reverse ? shape[axis]! - 1 : o[axis]!;
-          for (let j = lo; j <= hi; j++) s += at(x, o.map((v, i) => (i === axis ? j : v)));
-          return s;
-        });
-        expectArray(cumsum(x, axis, reverse), shape, want, 4 * shape[axis]! * 2 ** -52 * shape[axis]!);
-        const params = { axis, reverse };
-        checkTranspose(cumsum_p, [x], [0], params, r);
-        const b = Math.floor(r() * (shape.length + 1));
-        checkBatch(cumsum_p, [randn(withBatch(shape, b, n), r)], [b], params, n);
-      }),
+      fc.property(
+        shapeArb(1, 3),
+        seedArb,
+        fc.boolean(),
+        fc.integer({ min: 1, max: 3 }),
+        (shape, seed, reverse, n) => {
+          const r = rng(seed);
+          const axis = Math.floor(r() * shape.length);
+          const x = randn(shape, r);
+          const want = fromFn(shape, (o) => {
+            let s = 0;
+            const lo = reverse ? o[axis]! : 0;
+            const hi = reverse ? shape[axis]! - 1 : o[axis]!;
+            for (let j = lo; j <= hi; j++)
+              s += at(
+                x,
+                o.map((v, i) => (i === axis ? j : v)),
+              );
+            return s;
+          });
+          expectArray(cumsum(x, axis, reverse), shape, want, 4 * shape[axis]! * 2 ** -52 * shape[axis]!);
+          const params = { axis, reverse };
+          checkTranspose(cumsum_p, [x], [0], params, r);
+          const b = Math.floor(r() * (shape.length + 1));
+          checkBatch(cumsum_p, [randn(withBatch(shape, b, n), r)], [b], params, n);
+        },
+      ),
       { numRuns: 80 },
     );
   });
@@ -531,7 +674,13 @@ describe("through jvp, vjp and vmap", () => {
     const [[y], [ty]] = jvpFlat(g, xs, us);
     const tyT = ty instanceof Tensor ? ty : Tensor._zeros(y!.shape, y!.dtype);
     const h = 1e-4;
-    const shifted = (sgn: number) => xs.map((x, k) => tensor([...x.shape], x._buf!.map((v, i) => v + sgn * h * us[k]!._buf![i]!)));
+    const shifted = (sgn: number) =>
+      xs.map((x, k) =>
+        tensor(
+          [...x.shape],
+          x._buf!.map((v, i) => v + sgn * h * us[k]!._buf![i]!),
+        ),
+      );
     const [yp] = g(...shifted(1));
     const [ym] = g(...shifted(-1));
     const scale = Math.max(1, maxAbs(yp!), maxAbs(ym!));
@@ -540,7 +689,9 @@ describe("through jvp, vjp and vmap", () => {
 
     const lin = linearizeFlat(g, xs);
     const v = randn([...y!.shape], r);
-    const cts = lin.vjpFn([v]).map((c, k) => (c instanceof Tensor ? c : Tensor._zeros(xs[k]!.shape, "float64")));
+    const cts = lin
+      .vjpFn([v])
+      .map((c, k) => (c instanceof Tensor ? c : Tensor._zeros(xs[k]!.shape, "float64")));
     const [lhs, lm] = dot(v, tyT);
     let rhs = 0;
     let rm = 0;
@@ -570,9 +721,12 @@ describe("through jvp, vjp and vmap", () => {
         const start = shape.map((d) => Math.floor(r() * (d + 1)));
         const limit = shape.map((d, i) => start[i]! + Math.floor(r() * (d - start[i]! + 1)));
         const strides = shape.map(() => 1 + Math.floor(r() * 2));
-        const cfg = shape.map((): PadConfig => [Math.floor(r() * 3) - 1, Math.floor(r() * 3), Math.floor(r() * 2)]).map(
-          (c, i): PadConfig => (c[0] + c[1] + shape[i]! + Math.max(0, shape[i]! - 1) * c[2] < 0 ? [0, 0, c[2]] : c),
-        );
+        const cfg = shape
+          .map((): PadConfig => [Math.floor(r() * 3) - 1, Math.floor(r() * 3), Math.floor(r() * 2)])
+          .map(
+            (c, i): PadConfig =>
+              c[0] + c[1] + shape[i]! + Math.max(0, shape[i]! - 1) * c[2] < 0 ? [0, 0, c[2]] : c,
+          );
         const axis = Math.floor(r() * shape.length);
         const reverse = r() < 0.5;
         const fs: [F, Tensor[]][] = [
@@ -584,7 +738,12 @@ describe("through jvp, vjp and vmap", () => {
         for (const [f, args] of fs) {
           checkTransforms(f, args, r);
           const b = Math.floor(r() * (shape.length + 1));
-          checkVmap(f, args.map((a) => randn(withBatch([...a.shape], Math.min(b, a.ndim), n), r)), args.map((a) => Math.min(b, a.ndim)), n);
+          checkVmap(
+            f,
+            args.map((a) => randn(withBatch([...a.shape], Math.min(b, a.ndim), n), r)),
+            args.map((a) => Math.min(b, a.ndim)),
+            n,
+          );
           if (args.length > 1) checkVmap(f, [args[0]!, randn([n, ...args[1]!.shape], r)], [null, 0], n);
         }
       }),
@@ -612,20 +771,36 @@ describe("through jvp, vjp and vmap", () => {
         ];
         for (const [f, args] of fs) {
           checkTransforms(f, args, r);
-          checkVmap(f, args.map((a) => randn([n, ...a.shape], r)), args.map(() => 0), n);
+          checkVmap(
+            f,
+            args.map((a) => randn([n, ...a.shape], r)),
+            args.map(() => 0),
+            n,
+          );
         }
         // Per-example indices and starts, with the operand shared or batched.
         const inds = randInt([n, 3], r, -1, N);
         const xb = randn([n, ...shape], r);
         checkVmap((a, i) => gather(a, i, { axis }), [x, inds], [null, 0], n);
         checkVmap((a, i) => gather(a, i, { axis }), [xb, inds], [0, 0], n);
-        checkVmap((a, i, u) => scatterAdd(a, i, u, { axis }), [x, inds, randn(uShape, r)], [null, 0, null], n);
+        checkVmap(
+          (a, i, u) => scatterAdd(a, i, u, { axis }),
+          [x, inds, randn(uShape, r)],
+          [null, 0, null],
+          n,
+        );
         const startsB = shape.map((d) => randInt([n], r, -1, d));
         checkVmap((a, ...s) => dynamicSlice(a, s, sizes), [xb, ...startsB], [0, ...startsB.map(() => 0)], n);
-        checkVmap((a, u, ...s) => dynamicUpdateSlice(a, u, s), [x, randn([n, ...sizes], r), ...startsB], [null, 0, ...startsB.map(() => 0)], n);
+        checkVmap(
+          (a, u, ...s) => dynamicUpdateSlice(a, u, s),
+          [x, randn([n, ...sizes], r), ...startsB],
+          [null, 0, ...startsB.map(() => 0)],
+          n,
+        );
         // Gradients of per-example gathers: vmap of a vjp, so the batched transpose (scatterAdd) runs.
         const ones = (shp: number[]) => tensor(shp, new Float64Array(sizeOf(shp)).fill(1));
-        const gradGather = (a: Tensor, i: Tensor) => linearizeFlat((b) => [gather(sq(b), i, { axis })], [a]).vjpFn([ones(uShape)])[0] as Tensor;
+        const gradGather = (a: Tensor, i: Tensor) =>
+          linearizeFlat((b) => [gather(sq(b), i, { axis })], [a]).vjpFn([ones(uShape)])[0] as Tensor;
         checkVmap(gradGather, [xb, inds], [0, 0], n);
       }),
       { numRuns: 40 },

@@ -28,8 +28,14 @@ export const cumsum_p: Primitive<CumsumParams> = definePrimitive<CumsumParams>({
     const outer = sizeOf(shape.slice(0, axis));
     const src = x!._buf!;
     const buf = allocate(out!.dtype, src.length);
-    const wrap = out!.dtype === "int32" ? (v: number) => v | 0 : out!.dtype === "uint32" ? (v: number) => v >>> 0 : (v: number) => v;
+    const wrap =
+      out!.dtype === "int32"
+        ? (v: number) => v | 0
+        : out!.dtype === "uint32"
+          ? (v: number) => v >>> 0
+          : (v: number) => v;
     // The running sums of one row of `inner` lanes are kept side by side, so the inner loop is contiguous.
+    // They are kept in float64, so float32 outputs are each rounded once rather than at every step.
     const acc = new Float64Array(inner);
     for (let o = 0; o < outer; o++) {
       acc.fill(0);

@@ -5,7 +5,14 @@
  */
 import { type DType, allocate, isInteger } from "../dtype.js";
 import { DTypeError, ShapeError, fmtShape } from "../errors.js";
-import { type BDim, type Primitive, type Tangent, UndefPrimal, Zero, definePrimitive } from "../primitive.js";
+import {
+  type BDim,
+  type Primitive,
+  type Tangent,
+  type UndefPrimal,
+  Zero,
+  definePrimitive,
+} from "../primitive.js";
 import { type Shape, checkShape, sizeOf, stridesOf } from "../shape.js";
 import { type ShapedArray, Tensor, avalToString } from "../tensor.js";
 import { bind1 } from "../trace.js";
@@ -15,16 +22,24 @@ import { broadcastInDim, moveBatchAxis, moveaxis, stridedCopy, tuple } from "./s
 import { instantiate, isZero, scalar, zerosOf } from "./util.js";
 
 const avalOf = (x: Tensor | UndefPrimal): ShapedArray => (x instanceof Tensor ? x.aval : x.aval);
-const withShape = (x: ShapedArray, shape: Shape): ShapedArray => ({ shape, dtype: x.dtype, weakType: x.weakType });
+const withShape = (x: ShapedArray, shape: Shape): ShapedArray => ({
+  shape,
+  dtype: x.dtype,
+  weakType: x.weakType,
+});
 const allZero = (ts: readonly Tangent[]): boolean => ts.every(isZero);
 
 function checkIndexDType(op: string, what: string, aval: ShapedArray): void {
-  if (!isInteger(aval.dtype)) throw new DTypeError(`${what} must be int32 or uint32, got ${avalToString(aval)}`, op);
+  if (!isInteger(aval.dtype))
+    throw new DTypeError(`${what} must be int32 or uint32, got ${avalToString(aval)}`, op);
 }
 
 function checkIntList(op: string, what: string, xs: readonly number[], rank: number, shape: Shape): void {
   if (!Array.isArray(xs) || xs.length !== rank || xs.some((v) => !Number.isInteger(v))) {
-    throw new ShapeError(`${what} ${JSON.stringify(xs)} must be ${rank} integers for operand ${fmtShape(shape)}`, op);
+    throw new ShapeError(
+      `${what} ${JSON.stringify(xs)} must be ${rank} integers for operand ${fmtShape(shape)}`,
+      op,
+    );
   }
 }
 
@@ -45,13 +60,17 @@ function sliceShape(x: ShapedArray, { startIndices: st, limitIndices: li, stride
   checkIntList(op, "limit indices", li, rank, x.shape);
   if (strides !== null) {
     checkIntList(op, "strides", strides, rank, x.shape);
-    if (strides.some((s) => s < 1)) throw new ShapeError(`strides ${JSON.stringify(strides)} must be positive`, op);
+    if (strides.some((s) => s < 1))
+      throw new ShapeError(`strides ${JSON.stringify(strides)} must be positive`, op);
   }
   return x.shape.map((d, i) => {
     const s = st[i]!;
     const l = li[i]!;
     if (s < 0 || l > d || s > l) {
-      throw new ShapeError(`bounds [${st}]..[${li}] are out of range for operand ${fmtShape(x.shape)} (dimension ${i})`, op);
+      throw new ShapeError(
+        `bounds [${st}]..[${li}] are out of range for operand ${fmtShape(x.shape)} (dimension ${i})`,
+        op,
+      );
     }
     return Math.ceil((l - s) / (strides?.[i] ?? 1));
   });
@@ -64,7 +83,14 @@ export const slice_p: Primitive<SliceParams> = definePrimitive<SliceParams>({
     const inStrides = stridesOf(x!.shape);
     const offset = startIndices.reduce((acc, s, i) => acc + s * inStrides[i]!, 0);
     const steps = inStrides.map((s, i) => s * (strides?.[i] ?? 1));
-    return [Tensor._fromBuffer(out!.shape, out!.dtype, stridedCopy(x!._buf!, out!.shape, steps, offset), out!.weakType)];
+    return [
+      Tensor._fromBuffer(
+        out!.shape,
+        out!.dtype,
+        stridedCopy(x!._buf!, out!.shape, steps, offset),
+        out!.weakType,
+      ),
+    ];
   },
   jvp([x], [t], params) {
     const y = bind1(slice_p, [x!], params);
@@ -86,7 +112,10 @@ export const slice_p: Primitive<SliceParams> = definePrimitive<SliceParams>({
   batch([x], [b], { startIndices, limitIndices, strides }, n) {
     const bd = b!;
     const ins = <T>(xs: readonly T[], v: T) => [...xs.slice(0, bd), v, ...xs.slice(bd)];
-    return [[slice(x!, ins(startIndices, 0), ins(limitIndices, n), strides === null ? undefined : ins(strides, 1))], [bd]];
+    return [
+      [slice(x!, ins(startIndices, 0), ins(limitIndices, n), strides === null ? undefined : ins(strides, 1))],
+      [bd],
+    ];
   },
   printParams: ({ startIndices, limitIndices, strides }) => ({
     start_indices: tuple(startIndices),
@@ -101,7 +130,11 @@ export const slice_p: Primitive<SliceParams> = definePrimitive<SliceParams>({
  * @example slice(x, [1], [3]); // x = [5, 6, 7, 8] gives [6, 7]
  */
 export function slice(x: Tensor, startIndices: number[], limitIndices: number[], strides?: number[]): Tensor {
-  return bind1(slice_p, [x], { startIndices: [...startIndices], limitIndices: [...limitIndices], strides: strides ? [...strides] : null });
+  return bind1(slice_p, [x], {
+    startIndices: [...startIndices],
+    limitIndices: [...limitIndices],
+    strides: strides ? [...strides] : null,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,18 +149,33 @@ export interface PadParams {
 
 function padShape(x: ShapedArray, pv: ShapedArray, config: readonly PadConfig[]): number[] {
   const op = "pad";
-  if (pv.shape.length !== 0) throw new ShapeError(`padding value must be a scalar, got ${avalToString(pv)}`, op);
-  if (pv.dtype !== x.dtype) throw new DTypeError(`padding value ${avalToString(pv)} must have the operand's dtype ${avalToString(x)}`, op);
+  if (pv.shape.length !== 0)
+    throw new ShapeError(`padding value must be a scalar, got ${avalToString(pv)}`, op);
+  if (pv.dtype !== x.dtype)
+    throw new DTypeError(
+      `padding value ${avalToString(pv)} must have the operand's dtype ${avalToString(x)}`,
+      op,
+    );
   if (!Array.isArray(config) || config.length !== x.shape.length) {
-    throw new ShapeError(`padding config ${JSON.stringify(config)} needs ${x.shape.length} entries for operand ${fmtShape(x.shape)}`, op);
+    throw new ShapeError(
+      `padding config ${JSON.stringify(config)} needs ${x.shape.length} entries for operand ${fmtShape(x.shape)}`,
+      op,
+    );
   }
   return x.shape.map((d, i) => {
     const c = config[i]!;
     if (!Array.isArray(c) || c.length !== 3 || c.some((v) => !Number.isInteger(v)) || c[2] < 0) {
-      throw new ShapeError(`padding config entry ${JSON.stringify(c)} must be [lo, hi, interior] integers with interior ≥ 0 (dimension ${i})`, op);
+      throw new ShapeError(
+        `padding config entry ${JSON.stringify(c)} must be [lo, hi, interior] integers with interior ≥ 0 (dimension ${i})`,
+        op,
+      );
     }
     const out = c[0] + c[1] + d + Math.max(0, d - 1) * c[2];
-    if (out < 0) throw new ShapeError(`padding ${JSON.stringify(c)} crops more than dimension ${i} of ${fmtShape(x.shape)} holds`, op);
+    if (out < 0)
+      throw new ShapeError(
+        `padding ${JSON.stringify(c)} crops more than dimension ${i} of ${fmtShape(x.shape)} holds`,
+        op,
+      );
     return out;
   });
 }
@@ -142,7 +190,8 @@ export const pad_p: Primitive<PadParams> = definePrimitive<PadParams>({
     const src = x!._buf!;
     const inShape = x!.shape;
     const rank = inShape.length;
-    if (src.length === 0 || buf.length === 0) return [Tensor._fromBuffer(outShape, out!.dtype, buf, out!.weakType)];
+    if (src.length === 0 || buf.length === 0)
+      return [Tensor._fromBuffer(outShape, out!.dtype, buf, out!.weakType)];
     // Per dimension, the output offset each input index lands at, or -1 where negative padding crops it.
     const outStrides = stridesOf(outShape);
     const where = inShape.map((d, k) => {
@@ -196,7 +245,11 @@ export const pad_p: Primitive<PadParams> = definePrimitive<PadParams>({
       [...unpadded.shape],
       paddingConfig.map(([, , interior]) => interior + 1),
     );
-    const all = (t: Tensor) => reduceSum(t, t.shape.map((_, i) => i));
+    const all = (t: Tensor) =>
+      reduceSum(
+        t,
+        t.shape.map((_, i) => i),
+      );
     // Every output position that did not come from the operand holds the padding value.
     return [xLinear ? ctX : null, pvLinear ? sub(all(ct!), all(ctX)) : null];
   },
@@ -211,7 +264,9 @@ export const pad_p: Primitive<PadParams> = definePrimitive<PadParams>({
     const pvs = broadcastInDim(moveaxis(pv!, bpv, 0), padded.shape, [0]);
     return [[select(mask, padded, pvs)], [0]];
   },
-  printParams: ({ paddingConfig }) => ({ padding_config: `(${paddingConfig.map((c) => `(${c.join(", ")})`).join(", ")}${paddingConfig.length === 1 ? "," : ""})` }),
+  printParams: ({ paddingConfig }) => ({
+    padding_config: `(${paddingConfig.map((c) => `(${c.join(", ")})`).join(", ")}${paddingConfig.length === 1 ? "," : ""})`,
+  }),
 });
 
 /**
@@ -220,7 +275,11 @@ export const pad_p: Primitive<PadParams> = definePrimitive<PadParams>({
  *
  * @example pad(x, scalar(0, "float32"), [[1, 0, 1]]); // x = [1, 2] gives [0, 1, 0, 2]
  */
-export function pad(x: Tensor, padValue: Tensor, config: [lo: number, hi: number, interior: number][] | readonly PadConfig[]): Tensor {
+export function pad(
+  x: Tensor,
+  padValue: Tensor,
+  config: [lo: number, hi: number, interior: number][] | readonly PadConfig[],
+): Tensor {
   return bind1(pad_p, [x, padValue], { paddingConfig: config.map((c) => [c[0], c[1], c[2]] as PadConfig) });
 }
 
@@ -243,9 +302,16 @@ export const concatenate_p: Primitive<ConcatenateParams> = definePrimitive<Conca
     }
     let total = 0;
     avals.forEach((a, k) => {
-      if (a.dtype !== a0.dtype) throw new DTypeError(`operands must have equal dtypes, got ${avalToString(a0)} and ${avalToString(a)} (argument ${k})`, op);
+      if (a.dtype !== a0.dtype)
+        throw new DTypeError(
+          `operands must have equal dtypes, got ${avalToString(a0)} and ${avalToString(a)} (argument ${k})`,
+          op,
+        );
       if (a.shape.length !== rank || a.shape.some((d, i) => i !== dimension && d !== a0.shape[i])) {
-        throw new ShapeError(`shapes ${fmtShape(a0.shape)} and ${fmtShape(a.shape)} differ outside dimension ${dimension} (argument ${k})`, op);
+        throw new ShapeError(
+          `shapes ${fmtShape(a0.shape)} and ${fmtShape(a.shape)} differ outside dimension ${dimension} (argument ${k})`,
+          op,
+        );
       }
       total += a.shape[dimension]!;
     });
@@ -286,7 +352,15 @@ export const concatenate_p: Primitive<ConcatenateParams> = definePrimitive<Conca
     });
   },
   batch(xs, dims, { dimension }, n) {
-    return [[concatenate(xs.map((x, i) => moveBatchAxis(x, dims[i]!, 0, n)), dimension + 1)], [0]];
+    return [
+      [
+        concatenate(
+          xs.map((x, i) => moveBatchAxis(x, dims[i]!, 0, n)),
+          dimension + 1,
+        ),
+      ],
+      [0],
+    ];
   },
   printParams: ({ dimension }) => ({ dimension }),
 });
@@ -363,14 +437,23 @@ function gatherGeometry(op: string, operand: Shape, indices: ShapedArray, { axis
   checkIndexDType(op, "indices", indices);
   const k = batchDims;
   if (!Number.isInteger(k) || k < 0 || k > indices.shape.length) {
-    throw new ShapeError(`batchDims ${k} must lie in [0, ${indices.shape.length}] for indices ${fmtShape(indices.shape)}`, op);
+    throw new ShapeError(
+      `batchDims ${k} must lie in [0, ${indices.shape.length}] for indices ${fmtShape(indices.shape)}`,
+      op,
+    );
   }
   if (!Number.isInteger(axis) || axis < k || axis >= operand.length) {
-    throw new ShapeError(`axis ${axis} must lie in [${k}, ${operand.length}) for operand ${fmtShape(operand)} with batchDims ${k}`, op);
+    throw new ShapeError(
+      `axis ${axis} must lie in [${k}, ${operand.length}) for operand ${fmtShape(operand)} with batchDims ${k}`,
+      op,
+    );
   }
   for (let i = 0; i < k; i++) {
     if (operand[i] !== indices.shape[i]) {
-      throw new ShapeError(`operand ${fmtShape(operand)} and indices ${fmtShape(indices.shape)} differ in batch dimension ${i}`, op);
+      throw new ShapeError(
+        `operand ${fmtShape(operand)} and indices ${fmtShape(indices.shape)} differ in batch dimension ${i}`,
+        op,
+      );
     }
   }
   const idxShape = indices.shape.slice(k);
@@ -390,7 +473,10 @@ export const gather_p: Primitive<GatherParams> = definePrimitive<GatherParams>({
   abstractEval([x, ind], params) {
     const g = gatherGeometry("gather", x!.shape, ind!, params);
     if (g.N === 0 && sizeOf(g.outShape) > 0) {
-      throw new ShapeError(`cannot take from the empty axis ${params.axis} of operand ${fmtShape(x!.shape)}`, "gather");
+      throw new ShapeError(
+        `cannot take from the empty axis ${params.axis} of operand ${fmtShape(x!.shape)}`,
+        "gather",
+      );
     }
     return [withShape(x!, g.outShape)];
   },
@@ -428,9 +514,12 @@ export const gather_p: Primitive<GatherParams> = definePrimitive<GatherParams>({
     const clamped = max(min(ind, c(Math.max(N - 1, 0))), c(0));
     return [scatterAdd(zerosOf(aval), clamped, ct!, params), null];
   },
-  batch([x, ind], [bx, bi], { axis, batchDims }, n) {
+  batch([x, ind], [bx, bi], { axis, batchDims }) {
     if (bx !== null && bi !== null) {
-      return [[gather(moveaxis(x!, bx, 0), moveaxis(ind!, bi, 0), { axis: axis + 1, batchDims: batchDims + 1 })], [0]];
+      return [
+        [gather(moveaxis(x!, bx, 0), moveaxis(ind!, bi, 0), { axis: axis + 1, batchDims: batchDims + 1 })],
+        [0],
+      ];
     }
     if (bi === null) {
       // The batch axis becomes the first of the operand's `pre…` dimensions.
@@ -450,7 +539,11 @@ export const gather_p: Primitive<GatherParams> = definePrimitive<GatherParams>({
  *
  * @example gather(x, idx, { axis: 0 }); // x = [10, 20, 30], idx = [2, 0] gives [30, 10]
  */
-export function gather(operand: Tensor, indices: Tensor, { axis, batchDims = 0 }: { axis: number; batchDims?: number }): Tensor {
+export function gather(
+  operand: Tensor,
+  indices: Tensor,
+  { axis, batchDims = 0 }: { axis: number; batchDims?: number },
+): Tensor {
   return bind1(gather_p, [operand, indices], { axis, batchDims });
 }
 
@@ -459,9 +552,16 @@ export const scatterAdd_p: Primitive<GatherParams> = definePrimitive<GatherParam
   abstractEval([x, ind, u], params) {
     const op = "scatter_add";
     const g = gatherGeometry(op, x!.shape, ind!, params);
-    if (u!.dtype !== x!.dtype) throw new DTypeError(`updates ${avalToString(u!)} must have the operand's dtype ${avalToString(x!)}`, op);
+    if (u!.dtype !== x!.dtype)
+      throw new DTypeError(
+        `updates ${avalToString(u!)} must have the operand's dtype ${avalToString(x!)}`,
+        op,
+      );
     if (u!.shape.length !== g.outShape.length || u!.shape.some((d, i) => d !== g.outShape[i])) {
-      throw new ShapeError(`updates ${fmtShape(u!.shape)} must have shape ${fmtShape(g.outShape)} for operand ${fmtShape(x!.shape)} and indices ${fmtShape(ind!.shape)}`, op);
+      throw new ShapeError(
+        `updates ${fmtShape(u!.shape)} must have shape ${fmtShape(g.outShape)} for operand ${fmtShape(x!.shape)} and indices ${fmtShape(ind!.shape)}`,
+        op,
+      );
     }
     return [{ shape: x!.shape, dtype: x!.dtype, weakType: x!.weakType && u!.weakType }];
   },
@@ -497,13 +597,17 @@ export const scatterAdd_p: Primitive<GatherParams> = definePrimitive<GatherParam
     if (!(ind instanceof Tensor)) throw new Error("scatter_add transpose: the indices cannot be linear");
     const xLinear = !(x instanceof Tensor);
     const uLinear = !(u instanceof Tensor);
-    if (isZero(ct!)) return [xLinear ? new Zero(avalOf(x!)) : null, null, uLinear ? new Zero(avalOf(u!)) : null];
+    if (isZero(ct!))
+      return [xLinear ? new Zero(avalOf(x!)) : null, null, uLinear ? new Zero(avalOf(u!)) : null];
     // Dropped (out-of-range) updates get a zero cotangent, which clamping in gather would not give.
     let ctU: Tensor | null = null;
     if (uLinear) {
       const g = gather(ct!, ind, params);
       const N = ct!.shape[params.axis]!;
-      const ok = and(ge(ind, broadcastInDim(scalar(0, ind.dtype), ind.shape, [])), lt(ind, broadcastInDim(scalar(N, ind.dtype), ind.shape, [])));
+      const ok = and(
+        ge(ind, broadcastInDim(scalar(0, ind.dtype), ind.shape, [])),
+        lt(ind, broadcastInDim(scalar(N, ind.dtype), ind.shape, [])),
+      );
       const okFull = broadcastInDim(
         ok,
         g.shape,
@@ -533,7 +637,12 @@ export const scatterAdd_p: Primitive<GatherParams> = definePrimitive<GatherParam
  *
  * @example scatterAdd(zeros3, idx, u, { axis: 0 }); // idx = [2, 2], u = [1, 1] gives [0, 0, 2]
  */
-export function scatterAdd(operand: Tensor, indices: Tensor, updates: Tensor, { axis, batchDims = 0 }: { axis: number; batchDims?: number }): Tensor {
+export function scatterAdd(
+  operand: Tensor,
+  indices: Tensor,
+  updates: Tensor,
+  { axis, batchDims = 0 }: { axis: number; batchDims?: number },
+): Tensor {
   return bind1(scatterAdd_p, [operand, indices, updates], { axis, batchDims });
 }
 
@@ -546,10 +655,14 @@ export interface DynamicSliceParams {
 
 function checkStarts(op: string, x: ShapedArray, starts: readonly ShapedArray[]): void {
   if (starts.length !== x.shape.length) {
-    throw new ShapeError(`needs ${x.shape.length} start indices for operand ${fmtShape(x.shape)}, got ${starts.length}`, op);
+    throw new ShapeError(
+      `needs ${x.shape.length} start indices for operand ${fmtShape(x.shape)}, got ${starts.length}`,
+      op,
+    );
   }
   starts.forEach((s, i) => {
-    if (s.shape.length !== 0) throw new ShapeError(`start index ${i} must be a scalar, got ${avalToString(s)}`, op);
+    if (s.shape.length !== 0)
+      throw new ShapeError(`start index ${i} must be a scalar, got ${avalToString(s)}`, op);
     checkIndexDType(op, `start index ${i}`, s);
   });
 }
@@ -566,14 +679,28 @@ export const dynamicSlice_p: Primitive<DynamicSliceParams> = definePrimitive<Dyn
     checkStarts(op, x!, starts);
     checkIntList(op, "slice sizes", sliceSizes, x!.shape.length, x!.shape);
     sliceSizes.forEach((s, i) => {
-      if (s < 0 || s > x!.shape[i]!) throw new ShapeError(`slice sizes ${JSON.stringify(sliceSizes)} do not fit operand ${fmtShape(x!.shape)} (dimension ${i})`, op);
+      if (s < 0 || s > x!.shape[i]!)
+        throw new ShapeError(
+          `slice sizes ${JSON.stringify(sliceSizes)} do not fit operand ${fmtShape(x!.shape)} (dimension ${i})`,
+          op,
+        );
     });
     return [withShape(x!, [...sliceSizes])];
   },
   impl([x, ...starts], { sliceSizes }, [out]) {
     const inStrides = stridesOf(x!.shape);
-    const offset = clampedStarts(x!.shape, starts, sliceSizes).reduce((acc, s, i) => acc + s * inStrides[i]!, 0);
-    return [Tensor._fromBuffer(out!.shape, out!.dtype, stridedCopy(x!._buf!, out!.shape, inStrides, offset), out!.weakType)];
+    const offset = clampedStarts(x!.shape, starts, sliceSizes).reduce(
+      (acc, s, i) => acc + s * inStrides[i]!,
+      0,
+    );
+    return [
+      Tensor._fromBuffer(
+        out!.shape,
+        out!.dtype,
+        stridedCopy(x!._buf!, out!.shape, inStrides, offset),
+        out!.weakType,
+      ),
+    ];
   },
   jvp([x, ...starts], [t], params) {
     const y = bind1(dynamicSlice_p, [x!, ...starts], params);
@@ -595,7 +722,10 @@ export const dynamicSlice_p: Primitive<DynamicSliceParams> = definePrimitive<Dyn
     const shape = x!.shape.filter((_, i) => bx === null || i !== bx);
     sliceSizes.forEach((size, d) => {
       const s = batchedStart(starts[d]!, bs[d]!, n, shape[d]! - size);
-      const idx = add(broadcastInDim(s, [n, size], [0]), broadcastInDim(iota("int32", [size], 0), [n, size], [1]));
+      const idx = add(
+        broadcastInDim(s, [n, size], [0]),
+        broadcastInDim(iota("int32", [size], 0), [n, size], [1]),
+      );
       cur = gather(cur, idx, { axis: d + 1, batchDims: 1 });
     });
     return [[cur], [0]];
@@ -625,9 +755,16 @@ export const dynamicUpdateSlice_p: Primitive<Record<string, never>> = definePrim
   abstractEval([x, u, ...starts]) {
     const op = "dynamic_update_slice";
     checkStarts(op, x!, starts);
-    if (u!.dtype !== x!.dtype) throw new DTypeError(`update ${avalToString(u!)} must have the operand's dtype ${avalToString(x!)}`, op);
+    if (u!.dtype !== x!.dtype)
+      throw new DTypeError(
+        `update ${avalToString(u!)} must have the operand's dtype ${avalToString(x!)}`,
+        op,
+      );
     if (u!.shape.length !== x!.shape.length || u!.shape.some((d, i) => d > x!.shape[i]!)) {
-      throw new ShapeError(`update ${fmtShape(u!.shape)} does not fit inside operand ${fmtShape(x!.shape)}`, op);
+      throw new ShapeError(
+        `update ${fmtShape(u!.shape)} does not fit inside operand ${fmtShape(x!.shape)}`,
+        op,
+      );
     }
     return [{ shape: x!.shape, dtype: x!.dtype, weakType: x!.weakType && u!.weakType }];
   },
@@ -663,7 +800,8 @@ export const dynamicUpdateSlice_p: Primitive<Record<string, never>> = definePrim
     const uLinear = !(u instanceof Tensor);
     const uAval = avalOf(u!);
     const nulls = starts.map(() => null);
-    if (isZero(ct!)) return [xLinear ? new Zero(avalOf(x!)) : null, uLinear ? new Zero(uAval) : null, ...nulls];
+    if (isZero(ct!))
+      return [xLinear ? new Zero(avalOf(x!)) : null, uLinear ? new Zero(uAval) : null, ...nulls];
     const st = starts as Tensor[];
     return [
       xLinear ? dynamicUpdateSlice(ct!, zerosOf(uAval), st) : null,
@@ -674,7 +812,8 @@ export const dynamicUpdateSlice_p: Primitive<Record<string, never>> = definePrim
   batch([x, u, ...starts], [bx, bu, ...bs], _params, n) {
     const x0 = moveBatchAxis(x!, bx!, 0, n);
     const u0 = moveBatchAxis(u!, bu!, 0, n);
-    if (bs.every((b) => b === null)) return [[dynamicUpdateSlice(x0, u0, [scalar(0, "int32"), ...starts])], [0]];
+    if (bs.every((b) => b === null))
+      return [[dynamicUpdateSlice(x0, u0, [scalar(0, "int32"), ...starts])], [0]];
     if (u0.size === 0) return [[x0], [0]];
     // Per-example starts: spread the update over the operand's shape with one batched gather per
     // dimension (reading update[i - start]), and keep it only inside the window.
@@ -684,7 +823,10 @@ export const dynamicUpdateSlice_p: Primitive<Record<string, never>> = definePrim
     let mask: Tensor | null = null;
     D.forEach((dim, d) => {
       const s = batchedStart(starts[d]!, bs[d]!, n, dim - S[d]!);
-      const rel = sub(broadcastInDim(iota("int32", [dim], 0), [n, dim], [1]), broadcastInDim(s, [n, dim], [0]));
+      const rel = sub(
+        broadcastInDim(iota("int32", [dim], 0), [n, dim], [1]),
+        broadcastInDim(s, [n, dim], [0]),
+      );
       cur = gather(cur, rel, { axis: d + 1, batchDims: 1 });
       const c = (v: number) => broadcastInDim(scalar(v, "int32"), [n, dim], []);
       const inside = broadcastInDim(and(ge(rel, c(0)), lt(rel, c(S[d]!))), x0.shape, [0, d + 1]);

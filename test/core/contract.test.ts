@@ -26,7 +26,12 @@ function randn(shape: number[], seed: number, dtype: "float64" | "float32" | "in
   const r = rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
   const vals = Array.from({ length: n }, () => (dtype === "int32" ? Math.floor(r() * 7) - 3 : r() * 2 - 1));
-  const buf = dtype === "float64" ? Float64Array.from(vals) : dtype === "float32" ? Float32Array.from(vals) : Int32Array.from(vals);
+  const buf =
+    dtype === "float64"
+      ? Float64Array.from(vals)
+      : dtype === "float32"
+        ? Float32Array.from(vals)
+        : Int32Array.from(vals);
   return Tensor._fromBuffer(shape, dtype, buf);
 }
 
@@ -38,7 +43,8 @@ function expectClose(actual: Tensor, expected: number[], shape: readonly number[
   expect([...actual.shape]).toEqual([...shape]);
   const a = data(actual);
   expect(a.length).toBe(expected.length);
-  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - expected[i]!)).toBeLessThanOrEqual(tol * (1 + Math.abs(expected[i]!)));
+  for (let i = 0; i < a.length; i++)
+    expect(Math.abs(a[i]! - expected[i]!)).toBeLessThanOrEqual(tol * (1 + Math.abs(expected[i]!)));
 }
 
 /** A random dot_general problem: sizes of batch / contracting / free axes and shuffled layouts. */
@@ -70,10 +76,19 @@ const problemArb: fc.Arbitrary<Problem> = fc
   .map(({ batch, contract, lfree, rfree, seed }) => {
     const r = rng(seed + 1);
     // Each operand's logical axes ("b0", "c1", "f0", ...) are placed at shuffled positions.
-    const lLogical = [...batch.map((_, i) => `b${i}`), ...contract.map((_, i) => `c${i}`), ...lfree.map((_, i) => `f${i}`)];
-    const rLogical = [...batch.map((_, i) => `b${i}`), ...contract.map((_, i) => `c${i}`), ...rfree.map((_, i) => `g${i}`)];
+    const lLogical = [
+      ...batch.map((_, i) => `b${i}`),
+      ...contract.map((_, i) => `c${i}`),
+      ...lfree.map((_, i) => `f${i}`),
+    ];
+    const rLogical = [
+      ...batch.map((_, i) => `b${i}`),
+      ...contract.map((_, i) => `c${i}`),
+      ...rfree.map((_, i) => `g${i}`),
+    ];
     // Free axes keep their relative order, so that the output order is well defined by the test.
-    const size = (name: string) => ({ b: batch, c: contract, f: lfree, g: rfree })[name[0] as "b"]![Number(name.slice(1))]!;
+    const size = (name: string) =>
+      ({ b: batch, c: contract, f: lfree, g: rfree })[name[0] as "b"]![Number(name.slice(1))]!;
     const place = (logical: string[]) => {
       const positions = shuffle(
         logical.map((_, i) => i),
@@ -118,7 +133,11 @@ function oracle(lhs: Tensor, rhs: Tensor, dn: DotDimensionNumbers): { shape: num
   const [lb, rb] = dn.batch;
   const lf = lhs.shape.map((_, i) => i).filter((i) => !lc.includes(i) && !lb.includes(i));
   const rf = rhs.shape.map((_, i) => i).filter((i) => !rc.includes(i) && !rb.includes(i));
-  const outShape = [...lb.map((a) => lhs.shape[a]!), ...lf.map((a) => lhs.shape[a]!), ...rf.map((a) => rhs.shape[a]!)];
+  const outShape = [
+    ...lb.map((a) => lhs.shape[a]!),
+    ...lf.map((a) => lhs.shape[a]!),
+    ...rf.map((a) => rhs.shape[a]!),
+  ];
   const cShape = lc.map((a) => lhs.shape[a]!);
   const L = data(lhs);
   const R = data(rhs);
@@ -231,28 +250,41 @@ describe("dot_general", () => {
 
   it("batch rule matches a per-example loop (lhs, rhs or both mapped, at any axis)", () => {
     fc.assert(
-      fc.property(problemArb, fc.integer({ min: 1, max: 3 }), fc.constantFrom("lhs", "rhs", "both"), fc.nat(), fc.nat(), (p, n, which, la, ra) => {
-        const lb = which === "rhs" ? null : la % (p.lhsShape.length + 1);
-        const rb = which === "lhs" ? null : ra % (p.rhsShape.length + 1);
-        const lUnb = (i: number) => randn(p.lhsShape, p.seed + 100 * i);
-        const rUnb = (i: number) => randn(p.rhsShape, p.seed + 100 * i + 7);
-        const stack = (f: (i: number) => Tensor, axis: number | null, shape: number[]) => {
-          if (axis === null) return f(0);
-          const parts = Array.from({ length: n }, (_, i) => data(f(i))).flat();
-          return moveaxis(Tensor._fromBuffer([n, ...shape], "float64", Float64Array.from(parts)), 0, axis);
-        };
-        const L = stack(lUnb, lb, p.lhsShape);
-        const R = stack(rUnb, rb, p.rhsShape);
-        const [[out], [od]] = dotGeneral_p.batch([L, R], [lb, rb], params(p.dn), n);
-        const outs = moveaxis(out!, od!, 0);
-        const per = data(outs);
-        const chunk = per.length / n;
-        for (let i = 0; i < n; i++) {
-          const e = oracle(lb === null ? lUnb(0) : lUnb(i), rb === null ? rUnb(0) : rUnb(i), p.dn);
-          expect([...outs.shape.slice(1)]).toEqual(e.shape);
-          per.slice(i * chunk, (i + 1) * chunk).forEach((v, k) => expect(Math.abs(v - e.values[k]!)).toBeLessThanOrEqual(1e-14 * (K(p) + 1) * (1 + Math.abs(e.values[k]!))));
-        }
-      }),
+      fc.property(
+        problemArb,
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom("lhs", "rhs", "both"),
+        fc.nat(),
+        fc.nat(),
+        (p, n, which, la, ra) => {
+          const lb = which === "rhs" ? null : la % (p.lhsShape.length + 1);
+          const rb = which === "lhs" ? null : ra % (p.rhsShape.length + 1);
+          const lUnb = (i: number) => randn(p.lhsShape, p.seed + 100 * i);
+          const rUnb = (i: number) => randn(p.rhsShape, p.seed + 100 * i + 7);
+          const stack = (f: (i: number) => Tensor, axis: number | null, shape: number[]) => {
+            if (axis === null) return f(0);
+            const parts = Array.from({ length: n }, (_, i) => data(f(i))).flat();
+            return moveaxis(Tensor._fromBuffer([n, ...shape], "float64", Float64Array.from(parts)), 0, axis);
+          };
+          const L = stack(lUnb, lb, p.lhsShape);
+          const R = stack(rUnb, rb, p.rhsShape);
+          const [[out], [od]] = dotGeneral_p.batch([L, R], [lb, rb], params(p.dn), n);
+          const outs = moveaxis(out!, od!, 0);
+          const per = data(outs);
+          const chunk = per.length / n;
+          for (let i = 0; i < n; i++) {
+            const e = oracle(lb === null ? lUnb(0) : lUnb(i), rb === null ? rUnb(0) : rUnb(i), p.dn);
+            expect([...outs.shape.slice(1)]).toEqual(e.shape);
+            per
+              .slice(i * chunk, (i + 1) * chunk)
+              .forEach((v, k) =>
+                expect(Math.abs(v - e.values[k]!)).toBeLessThanOrEqual(
+                  1e-14 * (K(p) + 1) * (1 + Math.abs(e.values[k]!)),
+                ),
+              );
+          }
+        },
+      ),
       { numRuns: 80 },
     );
   });
@@ -267,7 +299,12 @@ describe("dot_general", () => {
         const f = (a: Tensor, b: Tensor) => dotGeneral(a, b, p.dn);
         const [, dy] = jvp(f, [l, r], [tl, tr]);
         const h = 1e-3;
-        const shift = (x: Tensor, t: Tensor, s: number) => Tensor._fromBuffer([...x.shape], "float64", Float64Array.from(data(x).map((v, i) => v + s * data(t)[i]!)));
+        const shift = (x: Tensor, t: Tensor, s: number) =>
+          Tensor._fromBuffer(
+            [...x.shape],
+            "float64",
+            Float64Array.from(data(x).map((v, i) => v + s * data(t)[i]!)),
+          );
         const plus = data(f(shift(l, tl, h), shift(r, tr, h)));
         const minus = data(f(shift(l, tl, -h), shift(r, tr, -h)));
         const fd = plus.map((v, i) => (v - minus[i]!) / (2 * h));
@@ -293,7 +330,11 @@ describe("dot_general", () => {
         expect(Math.abs(vdot(v, dy as Tensor) - (vdot(gl!, tl) + vdot(gr!, tr)))).toBeLessThanOrEqual(tol);
 
         const ls = Array.from({ length: n }, (_, i) => randn(p.lhsShape, p.seed + 50 * i));
-        const stacked = Tensor._fromBuffer([n, ...p.lhsShape], "float64", Float64Array.from(ls.flatMap(data)));
+        const stacked = Tensor._fromBuffer(
+          [n, ...p.lhsShape],
+          "float64",
+          Float64Array.from(ls.flatMap(data)),
+        );
         const ys = vmap((a: Tensor) => f(a, r))(stacked) as Tensor;
         const expected = ls.flatMap((a) => oracle(a, r, p.dn).values);
         expectClose(ys, expected, [n, ...oracle(ls[0]!, r, p.dn).shape], 1e-14 * (K(p) + 1));
@@ -314,11 +355,19 @@ describe("dot_general", () => {
     const a = randn([2, 3], 1);
     const b = randn([4, 2], 2);
     expect(() => dotGeneral(a, b, { contracting: [[1], [0]], batch: [[], []] })).toThrow(ShapeError);
-    expect(() => dotGeneral(a, b, { contracting: [[1], [0]], batch: [[], []] })).toThrow(/dot_general: .*\[2,3\].*\[4,2\]/);
-    expect(() => dotGeneral(a, b, { contracting: [[5], [0]], batch: [[], []] })).toThrow(/dot_general: lhs contracting dimensions \[5\] are invalid for lhs shape \[2,3\]/);
+    expect(() => dotGeneral(a, b, { contracting: [[1], [0]], batch: [[], []] })).toThrow(
+      /dot_general: .*\[2,3\].*\[4,2\]/,
+    );
+    expect(() => dotGeneral(a, b, { contracting: [[5], [0]], batch: [[], []] })).toThrow(
+      /dot_general: lhs contracting dimensions \[5\] are invalid for lhs shape \[2,3\]/,
+    );
     expect(() => dotGeneral(a, b, { contracting: [[1], []], batch: [[], []] })).toThrow(/differ in length/);
     expect(() => dotGeneral(a, b, { contracting: [[], []], batch: [[0], [1]] })).not.toThrow();
-    expect(() => dotGeneral(a, b, { contracting: [[0], [1]], batch: [[0], [1]] })).toThrow(/both batch and contracting/);
-    expect(() => dotGeneral(a, randn([3, 2], 3, "float32"), { contracting: [[1], [0]], batch: [[], []] })).toThrow(DTypeError);
+    expect(() => dotGeneral(a, b, { contracting: [[0], [1]], batch: [[0], [1]] })).toThrow(
+      /both batch and contracting/,
+    );
+    expect(() =>
+      dotGeneral(a, randn([3, 2], 3, "float32"), { contracting: [[1], [0]], batch: [[], []] }),
+    ).toThrow(DTypeError);
   });
 });

@@ -2,9 +2,23 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError, DTypeError, ShapeError } from "../../src/core/errors.js";
 import { UndefPrimal, Zero } from "../../src/core/primitive.js";
-import { type ConvParams, convDimensionNumbers, convGeneralDilated, convGeneralDilated_p, padtypeToPads, rev_p } from "../../src/core/primitives/conv.js";
+import {
+  type ConvParams,
+  convDimensionNumbers,
+  convGeneralDilated,
+  convGeneralDilated_p,
+  padtypeToPads,
+  rev_p,
+} from "../../src/core/primitives/conv.js";
 import { moveaxis } from "../../src/core/primitives/structural.js";
-import { type ReduceWindowParams, type SelectParams, reduceWindow, reduceWindow_p, selectAndGatherAdd_p, selectAndScatterAdd_p } from "../../src/core/primitives/window.js";
+import {
+  type ReduceWindowParams,
+  reduceWindow,
+  reduceWindow_p,
+  type SelectParams,
+  selectAndGatherAdd_p,
+  selectAndScatterAdd_p,
+} from "../../src/core/primitives/window.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { jvp, vjp, vmap } from "../../src/transforms/index.js";
 
@@ -27,7 +41,11 @@ const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
 function randn(shape: readonly number[], seed: number, dtype: "float64" | "float32" = "float64"): Tensor {
   const r = rng(seed);
   const vals = Array.from({ length: prod(shape) }, () => r() * 2 - 1);
-  return Tensor._fromBuffer([...shape], dtype, dtype === "float64" ? Float64Array.from(vals) : Float32Array.from(vals));
+  return Tensor._fromBuffer(
+    [...shape],
+    dtype,
+    dtype === "float64" ? Float64Array.from(vals) : Float32Array.from(vals),
+  );
 }
 
 const data = (t: Tensor) => Array.from(t.data() as ArrayLike<number>);
@@ -37,7 +55,8 @@ const vdot = (a: Tensor, b: Tensor) => {
   return x.reduce((s, v, i) => s + v * y[i]!, 0);
 };
 const sumAbs = (a: Tensor) => data(a).reduce((s, v) => s + Math.abs(v), 0);
-const f64 = (shape: readonly number[], values: number[]) => Tensor._fromBuffer([...shape], "float64", Float64Array.from(values));
+const f64 = (shape: readonly number[], values: number[]) =>
+  Tensor._fromBuffer([...shape], "float64", Float64Array.from(values));
 
 function expectClose(actual: Tensor, expected: number[], shape: readonly number[], tol: number) {
   expect([...actual.shape]).toEqual([...shape]);
@@ -62,7 +81,8 @@ function idxOf(shape: readonly number[], k: number): number[] {
   }
   return idx;
 }
-const flat = (shape: readonly number[], idx: readonly number[]) => idx.reduce((a, i, d) => a * shape[d]! + i, 0);
+const flat = (shape: readonly number[], idx: readonly number[]) =>
+  idx.reduce((a, i, d) => a * shape[d]! + i, 0);
 
 /** Reorders axes: result axis k is input axis perm[k]. */
 function permute(a: Nd, perm: readonly number[]): Nd {
@@ -174,8 +194,22 @@ const convArb = (opts: { groups?: boolean; negativePad?: boolean } = {}): fc.Arb
       n0: small(0, 2),
       cg: small(1, 2),
       og: small(1, 2),
-      groups: opts.groups === false ? fc.constant<[number, number]>([1, 1]) : fc.constantFrom<[number, number]>([1, 1], [2, 1], [3, 1], [1, 2]),
-      spatial: fc.array(fc.record({ n: small(0, 5), k: small(1, 3), s: small(1, 2), ld: small(1, 2), rd: small(1, 2), lo: small(opts.negativePad === false ? 0 : -1, 2), hi: small(opts.negativePad === false ? 0 : -1, 2) }), { minLength: 2, maxLength: 2 }),
+      groups:
+        opts.groups === false
+          ? fc.constant<[number, number]>([1, 1])
+          : fc.constantFrom<[number, number]>([1, 1], [2, 1], [3, 1], [1, 2]),
+      spatial: fc.array(
+        fc.record({
+          n: small(0, 5),
+          k: small(1, 3),
+          s: small(1, 2),
+          ld: small(1, 2),
+          rd: small(1, 2),
+          lo: small(opts.negativePad === false ? 0 : -1, 2),
+          hi: small(opts.negativePad === false ? 0 : -1, 2),
+        }),
+        { minLength: 2, maxLength: 2 },
+      ),
       seed: fc.integer({ min: 0, max: 1e9 }),
     })
     .map(({ ns, n0, cg, og, groups: [G, BG], spatial, seed }) => {
@@ -259,11 +293,24 @@ describe("conv_general_dilated", () => {
       [1, 1],
       [0, 1],
     ]);
-    const e = convOracle(x, w, { windowStrides: [2, 1], padding: pads, lhsDilation: [1, 1], rhsDilation: [1, 1], dimensionNumbers: dn, featureGroupCount: 1, batchGroupCount: 1, preferredElementType: null });
+    const e = convOracle(x, w, {
+      windowStrides: [2, 1],
+      padding: pads,
+      lhsDilation: [1, 1],
+      rhsDilation: [1, 1],
+      dimensionNumbers: dn,
+      featureGroupCount: 1,
+      batchGroupCount: 1,
+      preferredElementType: null,
+    });
     expectClose(y, e.v, e.shape, 1e-13);
     expect(padtypeToPads([4], [3], [2], "SAME_LOWER")).toEqual([[1, 0]]);
     expect(padtypeToPads([4], [3], [2], "VALID")).toEqual([[0, 0]]);
-    expect(convDimensionNumbers([1, 3, 8], [4, 3, 2], ["NCH", "OIH", "NCH"])).toEqual({ lhsSpec: [0, 1, 2], rhsSpec: [0, 1, 2], outSpec: [0, 1, 2] });
+    expect(convDimensionNumbers([1, 3, 8], [4, 3, 2], ["NCH", "OIH", "NCH"])).toEqual({
+      lhsSpec: [0, 1, 2],
+      rhsSpec: [0, 1, 2],
+      outSpec: [0, 1, 2],
+    });
   });
 
   it("transpose rules satisfy <ct, f(x)> = <f^T ct, x> for lhs and rhs", () => {
@@ -290,31 +337,41 @@ describe("conv_general_dilated", () => {
 
   it("batch rule matches a per-example loop (lhs, rhs or both mapped)", () => {
     fc.assert(
-      fc.property(convArb(), small(1, 3), fc.constantFrom("lhs", "rhs", "both"), fc.nat(), fc.nat(), (p, n, which, la, ra) => {
-        const lb = which === "rhs" ? null : la % (p.lhsShape.length + 1);
-        const rb = which === "lhs" ? null : ra % (p.rhsShape.length + 1);
-        const lOf = (i: number) => randn(p.lhsShape, p.seed + 100 * i);
-        const rOf = (i: number) => randn(p.rhsShape, p.seed + 100 * i + 1);
-        const stack = (f: (i: number) => Tensor, axis: number | null, shape: number[]) =>
-          axis === null
-            ? f(0)
-            : moveaxis(
-                f64(
-                  [n, ...shape],
-                  Array.from({ length: n }, (_, i) => data(f(i))).flat(),
-                ),
-                0,
-                axis,
-              );
-        const [[out], [od]] = convGeneralDilated_p.batch([stack(lOf, lb, p.lhsShape), stack(rOf, rb, p.rhsShape)], [lb, rb], p.params, n);
-        const outs = moveaxis(out!, od!, 0);
-        const all = data(outs);
-        const chunk = all.length / n;
-        for (let i = 0; i < n; i++) {
-          const e = convOracle(lb === null ? lOf(0) : lOf(i), rb === null ? rOf(0) : rOf(i), p.params);
-          expectClose(f64(outs.shape.slice(1), all.slice(i * chunk, (i + 1) * chunk)), e.v, e.shape, 1e-14 * p.terms);
-        }
-      }),
+      fc.property(
+        convArb(),
+        small(1, 3),
+        fc.constantFrom("lhs", "rhs", "both"),
+        fc.nat(),
+        fc.nat(),
+        (p, n, which, la, ra) => {
+          const lb = which === "rhs" ? null : la % (p.lhsShape.length + 1);
+          const rb = which === "lhs" ? null : ra % (p.rhsShape.length + 1);
+          const lOf = (i: number) => randn(p.lhsShape, p.seed + 100 * i);
+          const rOf = (i: number) => randn(p.rhsShape, p.seed + 100 * i + 1);
+          const stack = (f: (i: number) => Tensor, axis: number | null, shape: number[]) =>
+            axis === null
+              ? f(0)
+              : moveaxis(f64([n, ...shape], Array.from({ length: n }, (_, i) => data(f(i))).flat()), 0, axis);
+          const [[out], [od]] = convGeneralDilated_p.batch(
+            [stack(lOf, lb, p.lhsShape), stack(rOf, rb, p.rhsShape)],
+            [lb, rb],
+            p.params,
+            n,
+          );
+          const outs = moveaxis(out!, od!, 0);
+          const all = data(outs);
+          const chunk = all.length / n;
+          for (let i = 0; i < n; i++) {
+            const e = convOracle(lb === null ? lOf(0) : lOf(i), rb === null ? rOf(0) : rOf(i), p.params);
+            expectClose(
+              f64(outs.shape.slice(1), all.slice(i * chunk, (i + 1) * chunk)),
+              e.v,
+              e.shape,
+              1e-14 * p.terms,
+            );
+          }
+        },
+      ),
       { numRuns: 80 },
     );
   });
@@ -329,7 +386,11 @@ describe("conv_general_dilated", () => {
         const f = (a: Tensor, b: Tensor) => conv(a, b, p.params);
         const [y, dy] = jvp(f, [l, r], [tl, tr]) as [Tensor, Tensor];
         const h = 1e-3;
-        const shift = (x: Tensor, t: Tensor, s: number) => f64(x.shape, data(x).map((v, i) => v + s * data(t)[i]!));
+        const shift = (x: Tensor, t: Tensor, s: number) =>
+          f64(
+            x.shape,
+            data(x).map((v, i) => v + s * data(t)[i]!),
+          );
         const plus = data(f(shift(l, tl, h), shift(r, tr, h)));
         const minus = data(f(shift(l, tl, -h), shift(r, tr, -h)));
         expectClose(
@@ -341,11 +402,18 @@ describe("conv_general_dilated", () => {
         const v = randn(y.shape, p.seed + 4);
         const [, back] = vjp(f, l, r);
         const [gl, gr] = back(v) as Tensor[];
-        expect(Math.abs(vdot(v, dy) - vdot(gl!, tl) - vdot(gr!, tr))).toBeLessThanOrEqual(1e-12 * (sumAbs(v) + 1) * p.terms);
+        expect(Math.abs(vdot(v, dy) - vdot(gl!, tl) - vdot(gr!, tr))).toBeLessThanOrEqual(
+          1e-12 * (sumAbs(v) + 1) * p.terms,
+        );
         const ls = Array.from({ length: n }, (_, i) => randn(p.lhsShape, p.seed + 10 * i));
         const ys = vmap((a: Tensor) => f(a, r))(f64([n, ...p.lhsShape], ls.flatMap(data))) as Tensor;
         const es = ls.map((a) => convOracle(a, r, p.params));
-        expectClose(ys, es.flatMap((e) => e.v), [n, ...es[0]!.shape], 1e-14 * p.terms);
+        expectClose(
+          ys,
+          es.flatMap((e) => e.v),
+          [n, ...es[0]!.shape],
+          1e-14 * p.terms,
+        );
       }),
       { numRuns: 40 },
     );
@@ -365,12 +433,22 @@ describe("conv_general_dilated", () => {
   it("errors name the primitive and the shapes", () => {
     const x = randn([1, 4, 5], 1);
     expect(() => convGeneralDilated(x, randn([2, 3, 2], 2))).toThrow(ShapeError);
-    expect(() => convGeneralDilated(x, randn([2, 3, 2], 2))).toThrow(/conv_general_dilated: lhs feature size 4 must equal rhs input feature size 3 .*\[1,4,5\].*\[2,3,2\]/);
-    expect(() => convGeneralDilated(x, randn([3, 2, 2], 2), { featureGroupCount: 2 })).toThrow(/multiple of featureGroupCount 2/);
-    expect(() => convGeneralDilated(x, randn([2, 4, 2], 2), { windowStrides: [1, 1] })).toThrow(/windowStrides \[1,1\] must hold 1 positive/);
+    expect(() => convGeneralDilated(x, randn([2, 3, 2], 2))).toThrow(
+      /conv_general_dilated: lhs feature size 4 must equal rhs input feature size 3 .*\[1,4,5\].*\[2,3,2\]/,
+    );
+    expect(() => convGeneralDilated(x, randn([3, 2, 2], 2), { featureGroupCount: 2 })).toThrow(
+      /multiple of featureGroupCount 2/,
+    );
+    expect(() => convGeneralDilated(x, randn([2, 4, 2], 2), { windowStrides: [1, 1] })).toThrow(
+      /windowStrides \[1,1\] must hold 1 positive/,
+    );
     expect(() => convGeneralDilated(x, randn([2, 4, 2], 2, "float32"))).toThrow(DTypeError);
-    expect(() => convGeneralDilated(x, randn([2, 4, 2], 2), { featureGroupCount: 2, batchGroupCount: 2 })).toThrow(ConfigError);
-    expect(() => convDimensionNumbers([1, 2, 3], [1, 2, 3], ["NCH", "OIW", "NCH"])).toThrow(/conv_dimension_numbers/);
+    expect(() =>
+      convGeneralDilated(x, randn([2, 4, 2], 2), { featureGroupCount: 2, batchGroupCount: 2 }),
+    ).toThrow(ConfigError);
+    expect(() => convDimensionNumbers([1, 2, 3], [1, 2, 3], ["NCH", "OIW", "NCH"])).toThrow(
+      /conv_dimension_numbers/,
+    );
   });
 });
 
@@ -386,7 +464,18 @@ interface WindowProblem {
 const windowArb = (opts: { op?: "sum" | "max" | "min"; plain?: boolean } = {}): fc.Arbitrary<WindowProblem> =>
   fc
     .record({
-      dims: fc.array(fc.record({ n: small(0, 5), k: small(1, 3), s: small(1, 2), bd: small(1, 2), wd: small(1, 2), lo: small(-1, 2), hi: small(-1, 2) }), { minLength: 1, maxLength: 3 }),
+      dims: fc.array(
+        fc.record({
+          n: small(0, 5),
+          k: small(1, 3),
+          s: small(1, 2),
+          bd: small(1, 2),
+          wd: small(1, 2),
+          lo: small(-1, 2),
+          hi: small(-1, 2),
+        }),
+        { minLength: 1, maxLength: 3 },
+      ),
       op: opts.op ? fc.constant(opts.op) : fc.constantFrom("sum" as const, "max" as const, "min" as const),
       seed: fc.integer({ min: 0, max: 1e9 }),
     })
@@ -415,14 +504,22 @@ function windowOracle(x: Tensor, p: ReduceWindowParams): Nd {
   const init = p.op === "sum" ? 0 : p.op === "max" ? -Infinity : Infinity;
   const xp = padNd(dilate(nd(x), p.baseDilation, init), p.padding, init);
   const wSp = p.windowDimensions.map((k, d) => (k - 1) * p.windowDilation[d]! + 1);
-  const outShape = xp.shape.map((n, d) => (n >= wSp[d]! ? Math.floor((n - wSp[d]!) / p.windowStrides[d]!) + 1 : 0));
+  const outShape = xp.shape.map((n, d) =>
+    n >= wSp[d]! ? Math.floor((n - wSp[d]!) / p.windowStrides[d]!) + 1 : 0,
+  );
   const v = new Array<number>(prod(outShape));
   for (let k = 0; k < v.length; k++) {
     const o = idxOf(outShape, k);
     let acc = init;
     for (let w = 0; w < prod(p.windowDimensions); w++) {
       const wi = idxOf(p.windowDimensions, w);
-      const val = xp.v[flat(xp.shape, o.map((q, d) => q * p.windowStrides[d]! + wi[d]! * p.windowDilation[d]!))]!;
+      const val =
+        xp.v[
+          flat(
+            xp.shape,
+            o.map((q, d) => q * p.windowStrides[d]! + wi[d]! * p.windowDilation[d]!),
+          )
+        ]!;
       acc = p.op === "sum" ? acc + val : p.op === "max" ? Math.max(acc, val) : Math.min(acc, val);
     }
     v[k] = acc;
@@ -443,7 +540,10 @@ describe("reduce_window", () => {
         const x = randn(p.shape, p.seed);
         const e = windowOracle(x, p.params);
         const { op, windowDimensions, windowStrides, padding, baseDilation, windowDilation } = p.params;
-        const y = reduceWindow(x, op, windowDimensions, windowStrides, padding, { baseDilation, windowDilation });
+        const y = reduceWindow(x, op, windowDimensions, windowStrides, padding, {
+          baseDilation,
+          windowDilation,
+        });
         expectClose(y, e.v, e.shape, 1e-15 * rwTerms(p.params));
       }),
       { numRuns: 100 },
@@ -451,13 +551,23 @@ describe("reduce_window", () => {
   });
 
   it("int32 max pooling is exact", () => {
-    const x = Tensor._fromBuffer([1, 4, 4, 1], "int32", Int32Array.from({ length: 16 }, (_, i) => (i * 7) % 11));
-    const y = reduceWindow(x, "max", [1, 2, 2, 1], [1, 2, 2, 1], [
-      [0, 0],
-      [0, 0],
-      [0, 0],
-      [0, 0],
-    ]);
+    const x = Tensor._fromBuffer(
+      [1, 4, 4, 1],
+      "int32",
+      Int32Array.from({ length: 16 }, (_, i) => (i * 7) % 11),
+    );
+    const y = reduceWindow(
+      x,
+      "max",
+      [1, 2, 2, 1],
+      [1, 2, 2, 1],
+      [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+    );
     expect(y.dtype).toBe("int32");
     expect(data(y)).toEqual([7, 10, 8, 10]);
   });
@@ -470,7 +580,9 @@ describe("reduce_window", () => {
         const ct = randn(y.shape, p.seed + 1);
         const [xBar] = reduceWindow_p.transpose!([ct], [new UndefPrimal(x.aval)], p.params);
         expect([...(xBar as Tensor).shape]).toEqual(p.shape);
-        expect(Math.abs(vdot(ct, y) - vdot(xBar as Tensor, x))).toBeLessThanOrEqual(1e-13 * (sumAbs(ct) + 1) * rwTerms(p.params));
+        expect(Math.abs(vdot(ct, y) - vdot(xBar as Tensor, x))).toBeLessThanOrEqual(
+          1e-13 * (sumAbs(ct) + 1) * rwTerms(p.params),
+        );
       }),
       { numRuns: 100 },
     );
@@ -482,7 +594,11 @@ describe("reduce_window", () => {
         const operand = randn(p.shape, p.seed);
         const t = randn(p.shape, p.seed + 1);
         const sp = selectParams(p.params);
-        const g = selectAndGatherAdd_p.impl([t, operand], sp, selectAndGatherAdd_p.abstractEval([t.aval, operand.aval], sp))[0]!;
+        const g = selectAndGatherAdd_p.impl(
+          [t, operand],
+          sp,
+          selectAndGatherAdd_p.abstractEval([t.aval, operand.aval], sp),
+        )[0]!;
         const ct = randn(g.shape, p.seed + 2);
         const [tBar, none] = selectAndGatherAdd_p.transpose!([ct], [new UndefPrimal(t.aval), operand], sp);
         expect(none).toBeNull();
@@ -509,19 +625,44 @@ describe("reduce_window", () => {
         const stacked = moveaxis(f64([n, ...p.shape], xs.flatMap(data)), 0, b);
         const [[out], [od]] = reduceWindow_p.batch([stacked], [b], p.params, n);
         const es = xs.map((x) => windowOracle(x, p.params));
-        expectClose(moveaxis(out!, od!, 0), es.flatMap((e) => e.v), [n, ...es[0]!.shape], 1e-15 * rwTerms(p.params));
+        expectClose(
+          moveaxis(out!, od!, 0),
+          es.flatMap((e) => e.v),
+          [n, ...es[0]!.shape],
+          1e-15 * rwTerms(p.params),
+        );
 
         const sp = selectParams(p.params);
         const operand = randn(p.shape, p.seed + 5);
-        const ops = Array.from({ length: n }, (_, i) => (operandMapped ? randn(p.shape, p.seed + 7 * i + 5) : operand));
+        const ops = Array.from({ length: n }, (_, i) =>
+          operandMapped ? randn(p.shape, p.seed + 7 * i + 5) : operand,
+        );
         const opArg = operandMapped ? moveaxis(f64([n, ...p.shape], ops.flatMap(data)), 0, b) : operand;
-        const [[g], [gd]] = selectAndGatherAdd_p.batch([stacked, opArg], [b, operandMapped ? b : null], sp, n);
+        const [[g], [gd]] = selectAndGatherAdd_p.batch(
+          [stacked, opArg],
+          [b, operandMapped ? b : null],
+          sp,
+          n,
+        );
         const gOut = [...selectAndGatherAdd_p.abstractEval([operand.aval, operand.aval], sp)[0]!.shape];
-        const ge = xs.flatMap((x, i) => data(selectAndGatherAdd_p.impl([x, ops[i]!], sp, [{ shape: gOut, dtype: "float64", weakType: false }])[0]!));
+        const ge = xs.flatMap((x, i) =>
+          data(
+            selectAndGatherAdd_p.impl([x, ops[i]!], sp, [
+              { shape: gOut, dtype: "float64", weakType: false },
+            ])[0]!,
+          ),
+        );
         expectClose(moveaxis(g!, gd!, 0), ge, [n, ...gOut], 0);
         const srcs = Array.from({ length: n }, (_, i) => randn(gOut, p.seed + 3 * i + 1));
-        const [[s], [sd]] = selectAndScatterAdd_p.batch([f64([n, ...gOut], srcs.flatMap(data)), opArg], [0, operandMapped ? b : null], sp, n);
-        const se = srcs.flatMap((src, i) => data(selectAndScatterAdd_p.impl([src, ops[i]!], sp, [operand.aval])[0]!));
+        const [[s], [sd]] = selectAndScatterAdd_p.batch(
+          [f64([n, ...gOut], srcs.flatMap(data)), opArg],
+          [0, operandMapped ? b : null],
+          sp,
+          n,
+        );
+        const se = srcs.flatMap((src, i) =>
+          data(selectAndScatterAdd_p.impl([src, ops[i]!], sp, [operand.aval])[0]!),
+        );
         expectClose(moveaxis(s!, sd!, 0), se, [n, ...p.shape], 1e-15 * rwTerms(p.params));
       }),
       { numRuns: 60 },
@@ -534,12 +675,27 @@ describe("reduce_window", () => {
         const x = randn(p.shape, p.seed);
         const t = randn(p.shape, p.seed + 1);
         const { op, windowDimensions, windowStrides, padding, baseDilation, windowDilation } = p.params;
-        const f = (a: Tensor) => reduceWindow(a, op, windowDimensions, windowStrides, padding, { baseDilation, windowDilation });
+        const f = (a: Tensor) =>
+          reduceWindow(a, op, windowDimensions, windowStrides, padding, { baseDilation, windowDilation });
         const [y, dy] = jvp(f, [x], [t]) as [Tensor, Tensor];
         // A small step keeps every window's argmax in place (random values are almost surely distinct).
         const h = 1e-7;
-        const plus = data(f(f64(x.shape, data(x).map((v, i) => v + h * data(t)[i]!))));
-        const minus = data(f(f64(x.shape, data(x).map((v, i) => v - h * data(t)[i]!))));
+        const plus = data(
+          f(
+            f64(
+              x.shape,
+              data(x).map((v, i) => v + h * data(t)[i]!),
+            ),
+          ),
+        );
+        const minus = data(
+          f(
+            f64(
+              x.shape,
+              data(x).map((v, i) => v - h * data(t)[i]!),
+            ),
+          ),
+        );
         expectClose(
           dy,
           plus.map((v, i) => (v - minus[i]!) / (2 * h)),
@@ -549,7 +705,9 @@ describe("reduce_window", () => {
         const v = randn(y.shape, p.seed + 2);
         const [, back] = vjp(f, x);
         const [g] = back(v) as Tensor[];
-        expect(Math.abs(vdot(v, dy) - vdot(g!, t))).toBeLessThanOrEqual(1e-12 * (sumAbs(v) + 1) * rwTerms(p.params));
+        expect(Math.abs(vdot(v, dy) - vdot(g!, t))).toBeLessThanOrEqual(
+          1e-12 * (sumAbs(v) + 1) * rwTerms(p.params),
+        );
       }),
       { numRuns: 60 },
     );
@@ -558,10 +716,46 @@ describe("reduce_window", () => {
   it("errors name the primitive and the shapes", () => {
     const x = randn([3, 4], 1);
     expect(() => reduceWindow(x, "max", [2], [1], [[0, 0]])).toThrow(ShapeError);
-    expect(() => reduceWindow(x, "max", [2], [1], [[0, 0]])).toThrow(/reduce_window_max: windowDimensions \[2\] must hold 2 .*\[3,4\]/);
-    expect(() => reduceWindow(x, "sum", [1, 1], [0, 1], [[0, 0], [0, 0]])).toThrow(/windowStrides/);
-    expect(() => reduceWindow(x, "prod" as "sum", [1, 1], [1, 1], [[0, 0], [0, 0]])).toThrow(ConfigError);
-    const sp: SelectParams = { select: "max", windowDimensions: [2, 2], windowStrides: [1, 1], padding: [[0, 0], [0, 0]], baseDilation: [1, 1], windowDilation: [1, 1] };
-    expect(() => selectAndGatherAdd_p.abstractEval([randn([3, 3], 1).aval, x.aval], sp)).toThrow(/select_and_gather_add: tangent .*\[3,4\].*\[3,3\]/);
+    expect(() => reduceWindow(x, "max", [2], [1], [[0, 0]])).toThrow(
+      /reduce_window_max: windowDimensions \[2\] must hold 2 .*\[3,4\]/,
+    );
+    expect(() =>
+      reduceWindow(
+        x,
+        "sum",
+        [1, 1],
+        [0, 1],
+        [
+          [0, 0],
+          [0, 0],
+        ],
+      ),
+    ).toThrow(/windowStrides/);
+    expect(() =>
+      reduceWindow(
+        x,
+        "prod" as "sum",
+        [1, 1],
+        [1, 1],
+        [
+          [0, 0],
+          [0, 0],
+        ],
+      ),
+    ).toThrow(ConfigError);
+    const sp: SelectParams = {
+      select: "max",
+      windowDimensions: [2, 2],
+      windowStrides: [1, 1],
+      padding: [
+        [0, 0],
+        [0, 0],
+      ],
+      baseDilation: [1, 1],
+      windowDilation: [1, 1],
+    };
+    expect(() => selectAndGatherAdd_p.abstractEval([randn([3, 3], 1).aval, x.aval], sp)).toThrow(
+      /select_and_gather_add: tangent .*\[3,4\].*\[3,3\]/,
+    );
   });
 });

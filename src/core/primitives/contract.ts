@@ -2,11 +2,11 @@
  * `dotGeneral`: the general tensor contraction of `lax.dot_general`, with batch and contracting
  * dimension numbers. Its transpose rules are again `dotGeneral`s with permuted dimension numbers.
  */
-import { type DType, allocate } from "../dtype.js";
-import { DTypeError, ShapeError, fmtShape } from "../errors.js";
-import { type Primitive, Zero, definePrimitive } from "../primitive.js";
+import { allocate, type DType } from "../dtype.js";
+import { DTypeError, fmtShape, ShapeError } from "../errors.js";
+import { definePrimitive, type Primitive, Zero } from "../primitive.js";
 import { sizeOf, stridesOf } from "../shape.js";
-import { type ShapedArray, Tensor, avalToString } from "../tensor.js";
+import { avalToString, type ShapedArray, Tensor } from "../tensor.js";
 import { bind1 } from "../trace.js";
 import { add, convertElementType } from "./elementwise.js";
 import { moveaxis, stridedCopy, transpose } from "./structural.js";
@@ -36,35 +36,64 @@ function checkAxisList(axes: readonly number[], shape: readonly number[], what: 
   const seen = new Set<number>();
   for (const a of axes) {
     if (!Number.isInteger(a) || a < 0 || a >= shape.length || seen.has(a)) {
-      throw new ShapeError(`${side} ${what} dimensions ${JSON.stringify(axes)} are invalid for ${side} shape ${fmtShape(shape)}`, OP);
+      throw new ShapeError(
+        `${side} ${what} dimensions ${JSON.stringify(axes)} are invalid for ${side} shape ${fmtShape(shape)}`,
+        OP,
+      );
     }
     seen.add(a);
   }
 }
 
-function dotAbstractEval(lhs: ShapedArray, rhs: ShapedArray, { dimensionNumbers: dn, preferredElementType }: DotGeneralParams): ShapedArray {
+function dotAbstractEval(
+  lhs: ShapedArray,
+  rhs: ShapedArray,
+  { dimensionNumbers: dn, preferredElementType }: DotGeneralParams,
+): ShapedArray {
   const [lc, rc] = dn.contracting;
   const [lb, rb] = dn.batch;
   const shapes = `lhs ${fmtShape(lhs.shape)} and rhs ${fmtShape(rhs.shape)}`;
-  if (lhs.dtype !== rhs.dtype) throw new DTypeError(`operands must have equal dtypes, got ${avalToString(lhs)} and ${avalToString(rhs)}`, OP);
-  if (lhs.dtype === "bool") throw new DTypeError(`does not accept bool operands, got ${avalToString(lhs)} and ${avalToString(rhs)}`, OP);
+  if (lhs.dtype !== rhs.dtype)
+    throw new DTypeError(
+      `operands must have equal dtypes, got ${avalToString(lhs)} and ${avalToString(rhs)}`,
+      OP,
+    );
+  if (lhs.dtype === "bool")
+    throw new DTypeError(
+      `does not accept bool operands, got ${avalToString(lhs)} and ${avalToString(rhs)}`,
+      OP,
+    );
   checkAxisList(lc, lhs.shape, "contracting", "lhs");
   checkAxisList(rc, rhs.shape, "contracting", "rhs");
   checkAxisList(lb, lhs.shape, "batch", "lhs");
   checkAxisList(rb, rhs.shape, "batch", "rhs");
-  if (lc.length !== rc.length) throw new ShapeError(`contracting dimensions ${JSON.stringify(lc)} and ${JSON.stringify(rc)} differ in length for ${shapes}`, OP);
-  if (lb.length !== rb.length) throw new ShapeError(`batch dimensions ${JSON.stringify(lb)} and ${JSON.stringify(rb)} differ in length for ${shapes}`, OP);
+  if (lc.length !== rc.length)
+    throw new ShapeError(
+      `contracting dimensions ${JSON.stringify(lc)} and ${JSON.stringify(rc)} differ in length for ${shapes}`,
+      OP,
+    );
+  if (lb.length !== rb.length)
+    throw new ShapeError(
+      `batch dimensions ${JSON.stringify(lb)} and ${JSON.stringify(rb)} differ in length for ${shapes}`,
+      OP,
+    );
   if (lc.some((a) => lb.includes(a)) || rc.some((a) => rb.includes(a))) {
     throw new ShapeError(`a dimension is both batch and contracting for ${shapes}`, OP);
   }
   lc.forEach((a, i) => {
     if (lhs.shape[a] !== rhs.shape[rc[i]!]) {
-      throw new ShapeError(`contracting dimensions ${JSON.stringify(lc)} and ${JSON.stringify(rc)} have different sizes for ${shapes}`, OP);
+      throw new ShapeError(
+        `contracting dimensions ${JSON.stringify(lc)} and ${JSON.stringify(rc)} have different sizes for ${shapes}`,
+        OP,
+      );
     }
   });
   lb.forEach((a, i) => {
     if (lhs.shape[a] !== rhs.shape[rb[i]!]) {
-      throw new ShapeError(`batch dimensions ${JSON.stringify(lb)} and ${JSON.stringify(rb)} have different sizes for ${shapes}`, OP);
+      throw new ShapeError(
+        `batch dimensions ${JSON.stringify(lb)} and ${JSON.stringify(rb)} have different sizes for ${shapes}`,
+        OP,
+      );
     }
   });
   const shape = [
@@ -85,7 +114,12 @@ function permuted(x: Tensor, order: readonly number[]) {
   );
 }
 
-function dotImpl(lhs: Tensor, rhs: Tensor, { dimensionNumbers: dn }: DotGeneralParams, out: ShapedArray): Tensor {
+function dotImpl(
+  lhs: Tensor,
+  rhs: Tensor,
+  { dimensionNumbers: dn }: DotGeneralParams,
+  out: ShapedArray,
+): Tensor {
   const [lc, rc] = dn.contracting;
   const [lb, rb] = dn.batch;
   const lf = freeAxes(lhs.ndim, lc, lb);
@@ -133,7 +167,13 @@ function argsort(xs: readonly number[]): number[] {
  * [batch, x-free, y-free]; contracting it with `y` over y's free axes leaves [batch, x-free,
  * x-contracting (in y's contracting order sorted)], which a transpose puts back in x's order.
  */
-function transposeLhs(ct: Tensor, xAval: ShapedArray, y: Tensor, dn: DotDimensionNumbers, swapAns: boolean): Tensor {
+function transposeLhs(
+  ct: Tensor,
+  xAval: ShapedArray,
+  y: Tensor,
+  dn: DotDimensionNumbers,
+  swapAns: boolean,
+): Tensor {
   const [xc, yc] = dn.contracting;
   const [xb, yb] = dn.batch;
   const xKept = freeAxes(xAval.shape.length, xc, xb);
@@ -144,7 +184,12 @@ function transposeLhs(ct: Tensor, xAval: ShapedArray, y: Tensor, dn: DotDimensio
   const yStart = swapAns ? nb : nb + xKept.length;
   const ansY = yKept.map((_, i) => yStart + i);
   const yTyped = y.dtype === ct.dtype ? y : convertElementType(y, ct.dtype);
-  const prod = dotGeneral(ct, yTyped, { contracting: [ansY, yKept], batch: [ansBatch, yb] }, xAval.dtype === ct.dtype ? null : xAval.dtype);
+  const prod = dotGeneral(
+    ct,
+    yTyped,
+    { contracting: [ansY, yKept], batch: [ansBatch, yb] },
+    xAval.dtype === ct.dtype ? null : xAval.dtype,
+  );
   const xContractSortedByY = argsort(yc).map((i) => xc[i]!);
   const outAxes = argsort([...xb, ...xKept, ...xContractSortedByY]);
   return transpose(prod, outAxes);
@@ -166,7 +211,8 @@ export const dotGeneral_p: Primitive<DotGeneralParams> = definePrimitive<DotGene
   transpose([ct], [l, r], { dimensionNumbers: dn }) {
     const lLinear = !(l instanceof Tensor);
     const rLinear = !(r instanceof Tensor);
-    if (lLinear && rLinear) throw new Error(`${OP} transpose: both operands are linear; dot_general is bilinear, not linear`);
+    if (lLinear && rLinear)
+      throw new Error(`${OP} transpose: both operands are linear; dot_general is bilinear, not linear`);
     if (lLinear) {
       const aval = l!.aval;
       return [isZero(ct!) ? new Zero(aval) : transposeLhs(ct!, aval, r as Tensor, dn, false), null];
@@ -186,18 +232,39 @@ export const dotGeneral_p: Primitive<DotGeneralParams> = definePrimitive<DotGene
       // Both mapped: the vmapped axis becomes one more (leading) batch dimension.
       const lm = moveaxis(l!, bl, 0);
       const rm = moveaxis(r!, br, 0);
-      const out = dotGeneral(lm, rm, { contracting: [shift(lc), shift(rc)], batch: [[0, ...shift(lb)], [0, ...shift(rb)]] }, preferredElementType);
+      const out = dotGeneral(
+        lm,
+        rm,
+        {
+          contracting: [shift(lc), shift(rc)],
+          batch: [
+            [0, ...shift(lb)],
+            [0, ...shift(rb)],
+          ],
+        },
+        preferredElementType,
+      );
       return [[out], [0]];
     }
     if (bl !== null) {
       // Only lhs mapped: the axis is lhs's first free dimension, right after the batch ones.
       const lm = moveaxis(l!, bl, 0);
-      const out = dotGeneral(lm, r!, { contracting: [shift(lc), rc], batch: [shift(lb), rb] }, preferredElementType);
+      const out = dotGeneral(
+        lm,
+        r!,
+        { contracting: [shift(lc), rc], batch: [shift(lb), rb] },
+        preferredElementType,
+      );
       return [[out], [lb.length]];
     }
     // Only rhs mapped: the axis is rhs's first free dimension, after the batch and lhs-free ones.
     const rm = moveaxis(r!, br!, 0);
-    const out = dotGeneral(l!, rm, { contracting: [lc, shift(rc)], batch: [lb, shift(rb)] }, preferredElementType);
+    const out = dotGeneral(
+      l!,
+      rm,
+      { contracting: [lc, shift(rc)], batch: [lb, shift(rb)] },
+      preferredElementType,
+    );
     const lFree = l!.ndim - lc.length - lb.length;
     return [[out], [lb.length + lFree]];
   },
@@ -215,7 +282,12 @@ export const dotGeneral_p: Primitive<DotGeneralParams> = definePrimitive<DotGene
  * @example
  * dotGeneral(a, b, { contracting: [[1], [0]], batch: [[], []] }); // a matrix product
  */
-export function dotGeneral(lhs: Tensor, rhs: Tensor, dimensionNumbers: DotDimensionNumbers, preferredElementType: DType | null = null): Tensor {
+export function dotGeneral(
+  lhs: Tensor,
+  rhs: Tensor,
+  dimensionNumbers: DotDimensionNumbers,
+  preferredElementType: DType | null = null,
+): Tensor {
   const dn: DotDimensionNumbers = {
     contracting: [[...dimensionNumbers.contracting[0]], [...dimensionNumbers.contracting[1]]],
     batch: [[...dimensionNumbers.batch[0]], [...dimensionNumbers.batch[1]]],

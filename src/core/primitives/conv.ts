@@ -3,11 +3,11 @@
  * padding, lhs (input) and rhs (kernel) dilation, feature groups and batch groups. Its transpose
  * rules are again convolutions, with strides and dilations exchanged, as in JAX.
  */
-import { type DType, allocate } from "../dtype.js";
-import { ConfigError, DTypeError, ShapeError, fmtShape } from "../errors.js";
-import { type Primitive, Zero, definePrimitive } from "../primitive.js";
+import { allocate, type DType } from "../dtype.js";
+import { ConfigError, DTypeError, fmtShape, ShapeError } from "../errors.js";
+import { definePrimitive, type Primitive, Zero } from "../primitive.js";
 import { sizeOf, stridesOf } from "../shape.js";
-import { type ShapedArray, Tensor, avalToString } from "../tensor.js";
+import { avalToString, type ShapedArray, Tensor } from "../tensor.js";
 import { bind1 } from "../trace.js";
 import { add, convertElementType } from "./elementwise.js";
 import { reshape, stridedCopy, transpose, tuple } from "./structural.js";
@@ -49,11 +49,18 @@ export function dilateDim(s: number, d: number): number {
  * @example
  * convDimensionNumbers([8, 32, 32, 3], [3, 3, 3, 16], ["NHWC", "HWIO", "NHWC"]); // lhsSpec [0,3,1,2]
  */
-export function convDimensionNumbers(lhsShape: readonly number[], rhsShape: readonly number[], specs: readonly [string, string, string]): ConvDimensionNumbers {
+export function convDimensionNumbers(
+  lhsShape: readonly number[],
+  rhsShape: readonly number[],
+  specs: readonly [string, string, string],
+): ConvDimensionNumbers {
   const [l, r, o] = specs;
   const op = "conv_dimension_numbers";
   if (l.length !== lhsShape.length || r.length !== rhsShape.length || o.length !== lhsShape.length) {
-    throw new ShapeError(`specs ${JSON.stringify(specs)} do not match the ranks of lhs ${fmtShape(lhsShape)} and rhs ${fmtShape(rhsShape)}`, op);
+    throw new ShapeError(
+      `specs ${JSON.stringify(specs)} do not match the ranks of lhs ${fmtShape(lhsShape)} and rhs ${fmtShape(rhsShape)}`,
+      op,
+    );
   }
   for (const [s, need] of [
     [l, "NC"],
@@ -61,13 +68,17 @@ export function convDimensionNumbers(lhsShape: readonly number[], rhsShape: read
     [o, "NC"],
   ] as const) {
     if (new Set(s).size !== s.length || !s.includes(need[0]) || !s.includes(need[1])) {
-      throw new ConfigError(`spec ${JSON.stringify(s)} must hold ${need[0]} and ${need[1]} and no repeated letter`, op);
+      throw new ConfigError(
+        `spec ${JSON.stringify(s)} must hold ${need[0]} and ${need[1]} and no repeated letter`,
+        op,
+      );
     }
   }
   // Spatial dimensions pair up by letter, in the order the rhs spec lists them (as JAX does).
   const spatial = [...r].filter((c) => c !== "O" && c !== "I");
   for (const c of spatial) {
-    if (!l.includes(c) || !o.includes(c)) throw new ConfigError(`spatial dimension ${c} of rhs spec ${r} is missing from ${l} or ${o}`, op);
+    if (!l.includes(c) || !o.includes(c))
+      throw new ConfigError(`spatial dimension ${c} of rhs spec ${r} is missing from ${l} or ${o}`, op);
   }
   return {
     lhsSpec: [l.indexOf("N"), l.indexOf("C"), ...spatial.map((c) => l.indexOf(c))],
@@ -83,9 +94,18 @@ export function convDimensionNumbers(lhsShape: readonly number[], rhsShape: read
  * @example
  * padtypeToPads([5], [3], [2], "SAME"); // [[1, 1]]
  */
-export function padtypeToPads(inShape: readonly number[], window: readonly number[], strides: readonly number[], padding: "SAME" | "SAME_LOWER" | "VALID"): [number, number][] {
+export function padtypeToPads(
+  inShape: readonly number[],
+  window: readonly number[],
+  strides: readonly number[],
+  padding: "SAME" | "SAME_LOWER" | "VALID",
+): [number, number][] {
   if (padding === "VALID") return inShape.map(() => [0, 0]);
-  if (padding !== "SAME" && padding !== "SAME_LOWER") throw new ConfigError(`unknown padding ${JSON.stringify(padding)}; expected SAME, SAME_LOWER or VALID`, "padtype_to_pads");
+  if (padding !== "SAME" && padding !== "SAME_LOWER")
+    throw new ConfigError(
+      `unknown padding ${JSON.stringify(padding)}; expected SAME, SAME_LOWER or VALID`,
+      "padtype_to_pads",
+    );
   return inShape.map((n, i) => {
     const s = strides[i]!;
     const out = Math.ceil(n / s);
@@ -96,16 +116,29 @@ export function padtypeToPads(inShape: readonly number[], window: readonly numbe
 }
 
 function checkSpec(spec: readonly number[], rank: number, name: string, shape: readonly number[]): void {
-  const ok = spec.length === rank && new Set(spec).size === rank && spec.every((d) => Number.isInteger(d) && d >= 0 && d < rank);
-  if (!ok) throw new ShapeError(`${name} ${JSON.stringify(spec)} is not a permutation of the axes of ${fmtShape(shape)}`, OP);
+  const ok =
+    spec.length === rank &&
+    new Set(spec).size === rank &&
+    spec.every((d) => Number.isInteger(d) && d >= 0 && d < rank);
+  if (!ok)
+    throw new ShapeError(
+      `${name} ${JSON.stringify(spec)} is not a permutation of the axes of ${fmtShape(shape)}`,
+      OP,
+    );
 }
 
 function convAbstractEval(lhs: ShapedArray, rhs: ShapedArray, p: ConvParams): ShapedArray {
   const { lhsSpec, rhsSpec, outSpec } = p.dimensionNumbers;
   const shapes = `lhs ${fmtShape(lhs.shape)} and rhs ${fmtShape(rhs.shape)}`;
-  if (lhs.dtype !== rhs.dtype) throw new DTypeError(`operands must have equal dtypes, got ${avalToString(lhs)} and ${avalToString(rhs)}`, OP);
-  if (lhs.dtype === "bool") throw new DTypeError(`does not accept bool operands, got ${avalToString(lhs)}`, OP);
-  if (lhs.shape.length !== rhs.shape.length || lhs.shape.length < 2) throw new ShapeError(`operands must have equal ranks of at least 2, got ${shapes}`, OP);
+  if (lhs.dtype !== rhs.dtype)
+    throw new DTypeError(
+      `operands must have equal dtypes, got ${avalToString(lhs)} and ${avalToString(rhs)}`,
+      OP,
+    );
+  if (lhs.dtype === "bool")
+    throw new DTypeError(`does not accept bool operands, got ${avalToString(lhs)}`, OP);
+  if (lhs.shape.length !== rhs.shape.length || lhs.shape.length < 2)
+    throw new ShapeError(`operands must have equal ranks of at least 2, got ${shapes}`, OP);
   const rank = lhs.shape.length;
   const ns = rank - 2;
   checkSpec(lhsSpec, rank, "lhs spec", lhs.shape);
@@ -117,30 +150,62 @@ function convAbstractEval(lhs: ShapedArray, rhs: ShapedArray, p: ConvParams): Sh
     ["rhsDilation", p.rhsDilation],
   ] as const) {
     if (v.length !== ns || v.some((s) => !Number.isInteger(s) || s < 1)) {
-      throw new ShapeError(`${name} ${JSON.stringify(v)} must hold ${ns} positive integers for ${shapes}`, OP);
+      throw new ShapeError(
+        `${name} ${JSON.stringify(v)} must hold ${ns} positive integers for ${shapes}`,
+        OP,
+      );
     }
   }
-  if (p.padding.length !== ns || p.padding.some((q) => q.length !== 2 || !Number.isInteger(q[0]) || !Number.isInteger(q[1]))) {
-    throw new ShapeError(`padding ${JSON.stringify(p.padding)} must hold ${ns} integer pairs for ${shapes}`, OP);
+  if (
+    p.padding.length !== ns ||
+    p.padding.some((q) => q.length !== 2 || !Number.isInteger(q[0]) || !Number.isInteger(q[1]))
+  ) {
+    throw new ShapeError(
+      `padding ${JSON.stringify(p.padding)} must hold ${ns} integer pairs for ${shapes}`,
+      OP,
+    );
   }
   const G = p.featureGroupCount;
   const BG = p.batchGroupCount;
-  if (!Number.isInteger(G) || G < 1 || !Number.isInteger(BG) || BG < 1) throw new ConfigError(`group counts must be positive integers, got ${G} and ${BG}`, OP);
-  if (G > 1 && BG > 1) throw new ConfigError(`featureGroupCount ${G} and batchGroupCount ${BG} cannot both exceed 1`, OP);
+  if (!Number.isInteger(G) || G < 1 || !Number.isInteger(BG) || BG < 1)
+    throw new ConfigError(`group counts must be positive integers, got ${G} and ${BG}`, OP);
+  if (G > 1 && BG > 1)
+    throw new ConfigError(`featureGroupCount ${G} and batchGroupCount ${BG} cannot both exceed 1`, OP);
   const N = lhs.shape[lhsSpec[0]!]!;
   const C = lhs.shape[lhsSpec[1]!]!;
   const O = rhs.shape[rhsSpec[0]!]!;
   const I = rhs.shape[rhsSpec[1]!]!;
-  if (C !== I * G) throw new ShapeError(`lhs feature size ${C} must equal rhs input feature size ${I} times featureGroupCount ${G}, for ${shapes}`, OP);
-  if (O % G !== 0) throw new ShapeError(`rhs output feature size ${O} must be a multiple of featureGroupCount ${G}, for ${shapes}`, OP);
-  if (N % BG !== 0) throw new ShapeError(`lhs batch size ${N} must be a multiple of batchGroupCount ${BG}, for ${shapes}`, OP);
-  if (O % BG !== 0) throw new ShapeError(`rhs output feature size ${O} must be a multiple of batchGroupCount ${BG}, for ${shapes}`, OP);
+  if (C !== I * G)
+    throw new ShapeError(
+      `lhs feature size ${C} must equal rhs input feature size ${I} times featureGroupCount ${G}, for ${shapes}`,
+      OP,
+    );
+  if (O % G !== 0)
+    throw new ShapeError(
+      `rhs output feature size ${O} must be a multiple of featureGroupCount ${G}, for ${shapes}`,
+      OP,
+    );
+  if (N % BG !== 0)
+    throw new ShapeError(
+      `lhs batch size ${N} must be a multiple of batchGroupCount ${BG}, for ${shapes}`,
+      OP,
+    );
+  if (O % BG !== 0)
+    throw new ShapeError(
+      `rhs output feature size ${O} must be a multiple of batchGroupCount ${BG}, for ${shapes}`,
+      OP,
+    );
   const spatial: number[] = [];
   for (let i = 0; i < ns; i++) {
-    const inD = dilateDim(lhs.shape[lhsSpec[i + 2]!]!, p.lhsDilation[i]!) + p.padding[i]![0] + p.padding[i]![1];
+    const inD =
+      dilateDim(lhs.shape[lhsSpec[i + 2]!]!, p.lhsDilation[i]!) + p.padding[i]![0] + p.padding[i]![1];
     const kD = dilateDim(rhs.shape[rhsSpec[i + 2]!]!, p.rhsDilation[i]!);
     const o = inD >= kD ? Math.floor((inD - kD) / p.windowStrides[i]!) + 1 : 0;
-    if (inD < 0) throw new ShapeError(`padding ${JSON.stringify(p.padding)} makes spatial dimension ${i} negative for ${shapes}`, OP);
+    if (inD < 0)
+      throw new ShapeError(
+        `padding ${JSON.stringify(p.padding)} makes spatial dimension ${i} negative for ${shapes}`,
+        OP,
+      );
     spatial.push(Math.max(o, 0));
   }
   const canon = [N / BG, O, ...spatial];
@@ -298,7 +363,11 @@ export const rev_p: Primitive<RevParams> = definePrimitive<RevParams>({
   name: "rev",
   abstractEval([x], { dimensions }) {
     for (const d of dimensions) {
-      if (!Number.isInteger(d) || d < 0 || d >= x!.shape.length) throw new ShapeError(`dimensions ${JSON.stringify(dimensions)} are invalid for ${fmtShape(x!.shape)}`, "rev");
+      if (!Number.isInteger(d) || d < 0 || d >= x!.shape.length)
+        throw new ShapeError(
+          `dimensions ${JSON.stringify(dimensions)} are invalid for ${fmtShape(x!.shape)}`,
+          "rev",
+        );
     }
     return [x!];
   },
@@ -310,7 +379,14 @@ export const rev_p: Primitive<RevParams> = definePrimitive<RevParams>({
       offset += (x!.shape[d]! - 1) * st;
       return -st;
     });
-    return [Tensor._fromBuffer(out!.shape, out!.dtype, stridedCopy(x!._buf!, x!.shape, strides, offset), out!.weakType)];
+    return [
+      Tensor._fromBuffer(
+        out!.shape,
+        out!.dtype,
+        stridedCopy(x!._buf!, x!.shape, strides, offset),
+        out!.weakType,
+      ),
+    ];
   },
   jvp([x], [t], params) {
     const y = bind1(rev_p, [x!], params);
@@ -331,7 +407,15 @@ export const rev_p: Primitive<RevParams> = definePrimitive<RevParams>({
 
 const specTranspose = (s: readonly number[]) => [s[1]!, s[0]!, ...s.slice(2)];
 
-function vjpLhsPadding(inShape: number[], window: number[], strides: readonly number[], outShape: number[], padding: ConvParams["padding"], lhsDil: readonly number[], rhsDil: readonly number[]): [number, number][] {
+function vjpLhsPadding(
+  inShape: number[],
+  window: number[],
+  strides: readonly number[],
+  outShape: number[],
+  padding: ConvParams["padding"],
+  lhsDil: readonly number[],
+  rhsDil: readonly number[],
+): [number, number][] {
   return inShape.map((n, i) => {
     const lhsD = dilateDim(n, lhsDil[i]!);
     const rhsD = dilateDim(window[i]!, rhsDil[i]!);
@@ -342,7 +426,15 @@ function vjpLhsPadding(inShape: number[], window: number[], strides: readonly nu
   });
 }
 
-function vjpRhsPadding(inShape: number[], window: number[], strides: readonly number[], outShape: number[], padding: ConvParams["padding"], lhsDil: readonly number[], rhsDil: readonly number[]): [number, number][] {
+function vjpRhsPadding(
+  inShape: number[],
+  window: number[],
+  strides: readonly number[],
+  outShape: number[],
+  padding: ConvParams["padding"],
+  lhsDil: readonly number[],
+  rhsDil: readonly number[],
+): [number, number][] {
   return inShape.map((n, i) => {
     const lhsD = dilateDim(n, lhsDil[i]!);
     const rhsD = dilateDim(window[i]!, rhsDil[i]!);
@@ -366,18 +458,30 @@ function transposeLhs(g: Tensor, lhsAval: ShapedArray, rhs: Tensor, p: ConvParam
     G = BG;
   }
   const sp = (shape: readonly number[], spec: readonly number[]) => spec.slice(2).map((d) => shape[d]!);
-  const padding = vjpLhsPadding(sp(lhsAval.shape, lhsSpec), sp(w.shape, rhsSpec), p.windowStrides, sp(g.shape, outSpec), p.padding, p.lhsDilation, p.rhsDilation);
+  const padding = vjpLhsPadding(
+    sp(lhsAval.shape, lhsSpec),
+    sp(w.shape, rhsSpec),
+    p.windowStrides,
+    sp(g.shape, outSpec),
+    p.padding,
+    p.lhsDilation,
+    p.rhsDilation,
+  );
   const flipped = rev(w, rhsSpec.slice(2));
-  let out = bind1(convGeneralDilated_p, [g, g.dtype === flipped.dtype ? flipped : convertElementType(flipped, g.dtype)], {
-    windowStrides: p.lhsDilation,
-    padding,
-    lhsDilation: p.windowStrides,
-    rhsDilation: p.rhsDilation,
-    dimensionNumbers: { lhsSpec: outSpec, rhsSpec: specTranspose(rhsSpec), outSpec: lhsSpec },
-    featureGroupCount: G,
-    batchGroupCount: 1,
-    preferredElementType: lhsAval.dtype === g.dtype ? null : lhsAval.dtype,
-  } satisfies ConvParams);
+  let out = bind1(
+    convGeneralDilated_p,
+    [g, g.dtype === flipped.dtype ? flipped : convertElementType(flipped, g.dtype)],
+    {
+      windowStrides: p.lhsDilation,
+      padding,
+      lhsDilation: p.windowStrides,
+      rhsDilation: p.rhsDilation,
+      dimensionNumbers: { lhsSpec: outSpec, rhsSpec: specTranspose(rhsSpec), outSpec: lhsSpec },
+      featureGroupCount: G,
+      batchGroupCount: 1,
+      preferredElementType: lhsAval.dtype === g.dtype ? null : lhsAval.dtype,
+    } satisfies ConvParams,
+  );
   if (BG > 1) {
     out = reshapeAxisOutOf(lhsSpec[1]!, BG, out);
     out = reshapeAxisInto(lhsSpec[1]!, lhsSpec[0]!, out);
@@ -398,13 +502,25 @@ function transposeRhs(g: Tensor, lhs: Tensor, rhsAval: ShapedArray, p: ConvParam
     G = 1;
   }
   const sp = (shape: readonly number[], spec: readonly number[]) => spec.slice(2).map((d) => shape[d]!);
-  const padding = vjpRhsPadding(sp(lhs.shape, lhsSpec), sp(rhsAval.shape, rhsSpec), p.windowStrides, sp(g.shape, outSpec), p.padding, p.lhsDilation, p.rhsDilation);
+  const padding = vjpRhsPadding(
+    sp(lhs.shape, lhsSpec),
+    sp(rhsAval.shape, rhsSpec),
+    p.windowStrides,
+    sp(g.shape, outSpec),
+    p.padding,
+    p.lhsDilation,
+    p.rhsDilation,
+  );
   return bind1(convGeneralDilated_p, [lhs.dtype === g.dtype ? lhs : convertElementType(lhs, g.dtype), g], {
     windowStrides: p.rhsDilation,
     padding,
     lhsDilation: p.lhsDilation,
     rhsDilation: p.windowStrides,
-    dimensionNumbers: { lhsSpec: specTranspose(lhsSpec), rhsSpec: specTranspose(outSpec), outSpec: specTranspose(rhsSpec) },
+    dimensionNumbers: {
+      lhsSpec: specTranspose(lhsSpec),
+      rhsSpec: specTranspose(outSpec),
+      outSpec: specTranspose(rhsSpec),
+    },
     featureGroupCount: G,
     batchGroupCount: BG,
     preferredElementType: rhsAval.dtype === g.dtype ? null : rhsAval.dtype,
@@ -428,7 +544,8 @@ export const convGeneralDilated_p: Primitive<ConvParams> = definePrimitive<ConvP
   transpose([ct], [l, r], params) {
     const lLinear = !(l instanceof Tensor);
     const rLinear = !(r instanceof Tensor);
-    if (lLinear && rLinear) throw new Error(`${OP} transpose: both operands are linear; the convolution is bilinear, not linear`);
+    if (lLinear && rLinear)
+      throw new Error(`${OP} transpose: both operands are linear; the convolution is bilinear, not linear`);
     if (lLinear) {
       const aval = l!.aval;
       return [isZero(ct!) ? new Zero(aval) : transposeLhs(ct!, aval, r as Tensor, params), null];
@@ -440,7 +557,12 @@ export const convGeneralDilated_p: Primitive<ConvParams> = definePrimitive<ConvP
     const { lhsSpec, rhsSpec, outSpec } = params.dimensionNumbers;
     let G = params.featureGroupCount;
     let BG = params.batchGroupCount;
-    const conv = (l: Tensor, r: Tensor) => bind1(convGeneralDilated_p, [l, r], { ...params, featureGroupCount: G, batchGroupCount: BG } satisfies ConvParams);
+    const conv = (l: Tensor, r: Tensor) =>
+      bind1(convGeneralDilated_p, [l, r], {
+        ...params,
+        featureGroupCount: G,
+        batchGroupCount: BG,
+      } satisfies ConvParams);
     if (lb !== null && rb !== null) {
       // Both mapped: each example is its own feature group (or batch group).
       const B = lhs!.shape[lb]!;
@@ -529,7 +651,11 @@ export function convGeneralDilated(lhs: Tensor, rhs: Tensor, opts: ConvOptions =
   let padding: [number, number][];
   const pad = opts.padding ?? "VALID";
   if (typeof pad === "string") {
-    if (rhs.ndim !== rank) throw new ShapeError(`operands must have equal ranks, got lhs ${fmtShape(lhs.shape)} and rhs ${fmtShape(rhs.shape)}`, OP);
+    if (rhs.ndim !== rank)
+      throw new ShapeError(
+        `operands must have equal ranks, got lhs ${fmtShape(lhs.shape)} and rhs ${fmtShape(rhs.shape)}`,
+        OP,
+      );
     const inSp = dn.lhsSpec.slice(2).map((d, i) => dilateDim(lhs.shape[d]!, lhsDilation[i] ?? 1));
     const kSp = dn.rhsSpec.slice(2).map((d, i) => dilateDim(rhs.shape[d]!, rhsDilation[i] ?? 1));
     padding = padtypeToPads(inSp, kSp, windowStrides, pad);

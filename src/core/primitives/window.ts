@@ -4,14 +4,14 @@
  * tangent at each window's selected element; linear in the tangent) and its transpose
  * `select_and_scatter_add` (each window's cotangent added at its selected element).
  */
-import { type DType, allocate } from "../dtype.js";
-import { ConfigError, DTypeError, ShapeError, fmtShape } from "../errors.js";
-import { type Primitive, Zero, definePrimitive } from "../primitive.js";
+import { allocate, type DType } from "../dtype.js";
+import { ConfigError, DTypeError, fmtShape, ShapeError } from "../errors.js";
+import { definePrimitive, type Primitive, Zero } from "../primitive.js";
 import { sizeOf, stridesOf } from "../shape.js";
-import { type ShapedArray, Tensor, avalToString } from "../tensor.js";
+import { avalToString, type ShapedArray, Tensor } from "../tensor.js";
 import { bind1 } from "../trace.js";
 import { dilateDim } from "./conv.js";
-import { moveBatchAxis, moveaxis, tuple } from "./structural.js";
+import { moveaxis, moveBatchAxis, tuple } from "./structural.js";
 import { isZero } from "./util.js";
 
 export type WindowOp = "sum" | "max" | "min";
@@ -43,16 +43,29 @@ function checkWindow(op: string, shape: readonly number[], p: WindowParams): num
     ["windowDilation", p.windowDilation],
   ] as const) {
     if (v.length !== r || v.some((s) => !Number.isInteger(s) || s < (name === "windowDimensions" ? 0 : 1))) {
-      throw new ShapeError(`${name} ${JSON.stringify(v)} must hold ${r} ${name === "windowDimensions" ? "non-negative" : "positive"} integers for operand ${fmtShape(shape)}`, op);
+      throw new ShapeError(
+        `${name} ${JSON.stringify(v)} must hold ${r} ${name === "windowDimensions" ? "non-negative" : "positive"} integers for operand ${fmtShape(shape)}`,
+        op,
+      );
     }
   }
-  if (p.padding.length !== r || p.padding.some((q) => q.length !== 2 || !Number.isInteger(q[0]) || !Number.isInteger(q[1]))) {
-    throw new ShapeError(`padding ${JSON.stringify(p.padding)} must hold ${r} integer pairs for operand ${fmtShape(shape)}`, op);
+  if (
+    p.padding.length !== r ||
+    p.padding.some((q) => q.length !== 2 || !Number.isInteger(q[0]) || !Number.isInteger(q[1]))
+  ) {
+    throw new ShapeError(
+      `padding ${JSON.stringify(p.padding)} must hold ${r} integer pairs for operand ${fmtShape(shape)}`,
+      op,
+    );
   }
   return shape.map((n, i) => {
     const inD = dilateDim(n, p.baseDilation[i]!) + p.padding[i]![0] + p.padding[i]![1];
     const wD = dilateDim(p.windowDimensions[i]!, p.windowDilation[i]!);
-    if (inD < 0) throw new ShapeError(`padding ${JSON.stringify(p.padding)} makes dimension ${i} of operand ${fmtShape(shape)} negative`, op);
+    if (inD < 0)
+      throw new ShapeError(
+        `padding ${JSON.stringify(p.padding)} makes dimension ${i} of operand ${fmtShape(shape)} negative`,
+        op,
+      );
     return inD >= wD ? Math.floor((inD - wD) / p.windowStrides[i]!) + 1 : 0;
   });
 }
@@ -61,7 +74,11 @@ function checkWindow(op: string, shape: readonly number[], p: WindowParams): num
  * For each output position and each window offset, the flat operand index it reads, or -1 in
  * padding and in the holes of the base dilation. Rows are output positions, in row-major order.
  */
-function windowTable(shape: readonly number[], outShape: readonly number[], p: WindowParams): { table: Int32Array; W: number } {
+function windowTable(
+  shape: readonly number[],
+  outShape: readonly number[],
+  p: WindowParams,
+): { table: Int32Array; W: number } {
   const r = shape.length;
   const perDim: Int32Array[] = [];
   for (let d = 0; d < r; d++) {
@@ -174,8 +191,13 @@ export const reduceWindow_p: Primitive<ReduceWindowParams> = definePrimitive<Red
   name: "reduce_window",
   abstractEval([x], p) {
     const op = `reduce_window_${p.op}`;
-    if (!["sum", "max", "min"].includes(p.op)) throw new ConfigError(`unknown reduction ${JSON.stringify(p.op)}; expected sum, max or min`, "reduce_window");
-    if (x!.dtype === "bool" && p.op === "sum") throw new DTypeError(`does not accept ${avalToString(x!)}`, op);
+    if (!["sum", "max", "min"].includes(p.op))
+      throw new ConfigError(
+        `unknown reduction ${JSON.stringify(p.op)}; expected sum, max or min`,
+        "reduce_window",
+      );
+    if (x!.dtype === "bool" && p.op === "sum")
+      throw new DTypeError(`does not accept ${avalToString(x!)}`, op);
     return [{ shape: checkWindow(op, x!.shape, p), dtype: x!.dtype, weakType: x!.weakType }];
   },
   impl([x], p, [out]) {
@@ -244,14 +266,28 @@ export const reduceWindow_p: Primitive<ReduceWindowParams> = definePrimitive<Red
   printParams: (p) => ({ op: p.op, ...windowPrint(p) }),
 });
 
-function selectAbstractEval(name: string, first: ShapedArray, operand: ShapedArray, p: SelectParams, scatter: boolean): ShapedArray {
-  if (p.select !== "max" && p.select !== "min") throw new ConfigError(`unknown selection ${JSON.stringify(p.select)}; expected max or min`, name);
-  if (first.dtype !== operand.dtype) throw new DTypeError(`operands must have equal dtypes, got ${avalToString(first)} and ${avalToString(operand)}`, name);
+function selectAbstractEval(
+  name: string,
+  first: ShapedArray,
+  operand: ShapedArray,
+  p: SelectParams,
+  scatter: boolean,
+): ShapedArray {
+  if (p.select !== "max" && p.select !== "min")
+    throw new ConfigError(`unknown selection ${JSON.stringify(p.select)}; expected max or min`, name);
+  if (first.dtype !== operand.dtype)
+    throw new DTypeError(
+      `operands must have equal dtypes, got ${avalToString(first)} and ${avalToString(operand)}`,
+      name,
+    );
   const outShape = checkWindow(name, operand.shape, p);
   const expect = scatter ? outShape : operand.shape;
   if (first.shape.length !== expect.length || first.shape.some((d, i) => d !== expect[i])) {
     const what = scatter ? "source (the window outputs)" : "tangent (the operand's shape)";
-    throw new ShapeError(`${what} must have shape ${fmtShape(expect)}, got ${fmtShape(first.shape)} for operand ${fmtShape(operand.shape)}`, name);
+    throw new ShapeError(
+      `${what} must have shape ${fmtShape(expect)}, got ${fmtShape(first.shape)} for operand ${fmtShape(operand.shape)}`,
+      name,
+    );
   }
   return { shape: scatter ? operand.shape : outShape, dtype: first.dtype, weakType: first.weakType };
 }
@@ -286,7 +322,8 @@ export const selectAndGatherAdd_p: Primitive<SelectParams> = definePrimitive<Sel
   },
   transpose([ct], [t, x], p) {
     const aval = (t as { aval: ShapedArray }).aval;
-    if (!(x instanceof Tensor)) throw new Error("select_and_gather_add transpose: the operand cannot be linear");
+    if (!(x instanceof Tensor))
+      throw new Error("select_and_gather_add transpose: the operand cannot be linear");
     if (isZero(ct!)) return [new Zero(aval), null];
     return [bind1(selectAndScatterAdd_p, [ct!, x], p), null];
   },
@@ -314,7 +351,8 @@ export const selectAndScatterAdd_p: Primitive<SelectParams> = definePrimitive<Se
   },
   transpose([ct], [s, x], p) {
     const aval = (s as { aval: ShapedArray }).aval;
-    if (!(x instanceof Tensor)) throw new Error("select_and_scatter_add transpose: the operand cannot be linear");
+    if (!(x instanceof Tensor))
+      throw new Error("select_and_scatter_add transpose: the operand cannot be linear");
     if (isZero(ct!)) return [new Zero(aval), null];
     return [bind1(selectAndGatherAdd_p, [ct!, x], p), null];
   },
@@ -323,12 +361,22 @@ export const selectAndScatterAdd_p: Primitive<SelectParams> = definePrimitive<Se
 });
 
 /** `select_and_gather_add` with explicit geometry (used by max/min pooling's JVP). */
-export function selectAndGatherAdd(tangent: Tensor, operand: Tensor, select: "max" | "min", geom: WindowParams): Tensor {
+export function selectAndGatherAdd(
+  tangent: Tensor,
+  operand: Tensor,
+  select: "max" | "min",
+  geom: WindowParams,
+): Tensor {
   return bind1(selectAndGatherAdd_p, [tangent, operand], { ...geom, select } satisfies SelectParams);
 }
 
 /** `select_and_scatter_add` with explicit geometry (max/min pooling's VJP). */
-export function selectAndScatterAdd(source: Tensor, operand: Tensor, select: "max" | "min", geom: WindowParams): Tensor {
+export function selectAndScatterAdd(
+  source: Tensor,
+  operand: Tensor,
+  select: "max" | "min",
+  geom: WindowParams,
+): Tensor {
   return bind1(selectAndScatterAdd_p, [source, operand], { ...geom, select } satisfies SelectParams);
 }
 

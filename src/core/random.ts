@@ -13,7 +13,7 @@
  * functions compose with jvp, vmap and staging; only shapes must be static.
  */
 import { type DType, isFloat, isInteger } from "./dtype.js";
-import { DTypeError, ShapeError, TraceError, TsjaxError, fmtShape } from "./errors.js";
+import { DTypeError, fmtShape, ShapeError, TraceError, TsjaxError } from "./errors.js";
 import {
   add,
   convertElementType,
@@ -44,7 +44,7 @@ import { sort } from "./primitives/sort.js";
 import { broadcastInDim, reshape } from "./primitives/structural.js";
 import { filled } from "./primitives/util.js";
 import { broadcastShapes, checkShape, normalizeAxis, sizeOf } from "./shape.js";
-import { Tensor, avalToString } from "./tensor.js";
+import { avalToString, Tensor } from "./tensor.js";
 import { Tracer } from "./trace.js";
 
 /** A PRNG key: a uint32 tensor of shape [2]. */
@@ -72,9 +72,13 @@ export function setDebugKeyReuse(on: boolean): void {
 }
 
 function checkKey(key: unknown, op: string): Tensor {
-  if (!(key instanceof Tensor)) throw new DTypeError(`expected a PRNG key (uint32 tensor of shape [2]), got ${String(key)}`, op);
+  if (!(key instanceof Tensor))
+    throw new DTypeError(`expected a PRNG key (uint32 tensor of shape [2]), got ${String(key)}`, op);
   if (key.dtype !== "uint32" || key.ndim !== 1 || key.shape[0] !== 2) {
-    throw new DTypeError(`expected a PRNG key (uint32 tensor of shape [2]), got ${avalToString(key.aval)}`, op);
+    throw new DTypeError(
+      `expected a PRNG key (uint32 tensor of shape [2]), got ${avalToString(key.aval)}`,
+      op,
+    );
   }
   return key;
 }
@@ -130,7 +134,11 @@ function stackLast(a: Tensor, b: Tensor): Tensor {
 function hashShape(key: Tensor, shape: readonly number[]): [Tensor, Tensor] {
   const [k1, k2] = keyWords(key);
   const n = sizeOf(shape);
-  if (n > 2 ** 32) throw new ShapeError(`cannot draw more than 2^32 values at once, got shape ${fmtShape(shape)}`, "random_bits");
+  if (n > 2 ** 32)
+    throw new ShapeError(
+      `cannot draw more than 2^32 values at once, got shape ${fmtShape(shape)}`,
+      "random_bits",
+    );
   const lo = new Uint32Array(n);
   for (let i = 0; i < n; i++) lo[i] = i;
   const hi = Tensor._zeros([...shape], "uint32");
@@ -144,14 +152,27 @@ function checkShapeArg(shape: unknown, op: string): number[] {
 }
 
 /** A JS number or tensor as an array of `dtype`, broadcast (NumPy rules) to `shape`. */
-function asArray(v: number | Tensor, dtype: DType, shape: readonly number[], op: string, name: string): Tensor {
+function asArray(
+  v: number | Tensor,
+  dtype: DType,
+  shape: readonly number[],
+  op: string,
+  name: string,
+): Tensor {
   if (typeof v === "number") return filled(shape, dtype, v);
   const out = broadcastShapes(`${op} (${name})`, shape, v.shape);
   if (out.length !== shape.length || out.some((d, i) => d !== shape[i])) {
-    throw new ShapeError(`${name} of shape ${fmtShape(v.shape)} does not broadcast to the requested shape ${fmtShape(shape)}`, op);
+    throw new ShapeError(
+      `${name} of shape ${fmtShape(v.shape)} does not broadcast to the requested shape ${fmtShape(shape)}`,
+      op,
+    );
   }
   const x = v.dtype === dtype ? v : convertElementType(v, dtype);
-  return broadcastInDim(x, shape, x.shape.map((_, i) => i + shape.length - x.ndim));
+  return broadcastInDim(
+    x,
+    shape,
+    x.shape.map((_, i) => i + shape.length - x.ndim),
+  );
 }
 
 function checkFloatDType(dtype: DType, op: string): void {
@@ -171,7 +192,8 @@ function checkFloatDType(dtype: DType, op: string): void {
  * ```
  */
 export function key(seed: number): PRNGKeyArray {
-  if (typeof seed !== "number" || !Number.isInteger(seed)) throw new DTypeError(`seed must be an integer, got ${String(seed)}`, "key");
+  if (typeof seed !== "number" || !Number.isInteger(seed))
+    throw new DTypeError(`seed must be an integer, got ${String(seed)}`, "key");
   return u32([2], [0, seed >>> 0]);
 }
 
@@ -190,15 +212,22 @@ export const PRNGKey = key;
  */
 export function threefry2x32(keypair: Tensor, count: Tensor): Tensor {
   const k = checkKey(keypair, "threefry2x32");
-  if (count.dtype !== "uint32") throw new DTypeError(`count must be uint32, got ${avalToString(count.aval)}`, "threefry2x32");
+  if (count.dtype !== "uint32")
+    throw new DTypeError(`count must be uint32, got ${avalToString(count.aval)}`, "threefry2x32");
   const n = count.size;
   const [k1, k2] = keyWords(k);
   if (count instanceof Tracer || count._buf === null) {
     if (n % 2 !== 0) throw new TraceError("a traced count must have an even size", "threefry2x32");
     const m = n / 2;
     const halves = reshape(count, [2, m]);
-    const x1 = reduceSum(mul(halves, u32([2, m], [...new Array<number>(m).fill(1), ...new Array<number>(m).fill(0)])), [0]);
-    const x2 = reduceSum(mul(halves, u32([2, m], [...new Array<number>(m).fill(0), ...new Array<number>(m).fill(1)])), [0]);
+    const x1 = reduceSum(
+      mul(halves, u32([2, m], [...new Array<number>(m).fill(1), ...new Array<number>(m).fill(0)])),
+      [0],
+    );
+    const x2 = reduceSum(
+      mul(halves, u32([2, m], [...new Array<number>(m).fill(0), ...new Array<number>(m).fill(1)])),
+      [0],
+    );
     const [y1, y2] = hash2x32(broadcastInDim(k1, [m], []), broadcastInDim(k2, [m], []), x1, x2);
     // Concatenate [y1, y2] through a transpose of the stacked pair.
     const both = stackLast(y1, y2); // [m, 2]
@@ -208,7 +237,12 @@ export function threefry2x32(keypair: Tensor, count: Tensor): Tensor {
   const flat = Array.from(count._buf);
   if (n % 2 !== 0) flat.push(0);
   const m = flat.length / 2;
-  const [y1, y2] = hash2x32(broadcastInDim(k1, [m], []), broadcastInDim(k2, [m], []), u32([m], flat.slice(0, m)), u32([m], flat.slice(m)));
+  const [y1, y2] = hash2x32(
+    broadcastInDim(k1, [m], []),
+    broadcastInDim(k2, [m], []),
+    u32([m], flat.slice(0, m)),
+    u32([m], flat.slice(m)),
+  );
   const out = new Uint32Array(2 * m);
   out.set(y1._concrete("threefry2x32"));
   out.set(y2._concrete("threefry2x32"), m);
@@ -266,7 +300,8 @@ export function foldIn(key: Tensor, data: number | Tensor): Tensor {
     if (!Number.isInteger(data)) throw new DTypeError(`data must be an integer, got ${data}`, "foldIn");
     return child(k, data);
   }
-  if (!isInteger(data.dtype) || data.ndim !== 0) throw new DTypeError(`data must be an integer scalar, got ${avalToString(data.aval)}`, "foldIn");
+  if (!isInteger(data.dtype) || data.ndim !== 0)
+    throw new DTypeError(`data must be an integer scalar, got ${avalToString(data.aval)}`, "foldIn");
   const d = data.dtype === "uint32" ? data : bitcastConvertType(data, "uint32");
   const [k1, k2] = keyWords(k);
   const [y1, y2] = hash2x32(k1, k2, u32([], [0]), d);
@@ -304,11 +339,21 @@ function unitFloats(key: Tensor, shape: readonly number[], dtype: DType): Tensor
   // float64: the 64 bits y1:y2, top 52 as mantissa; hi·2^-32 + (lo >>> 12)·2^-52 is that value exactly.
   const [hi, lo] = hashShape(key, shape);
   const fhi = mul(convertElementType(hi, "float64"), filled(shape, "float64", 2 ** -32));
-  const flo = mul(convertElementType(shiftRightLogical(lo, filled(shape, "uint32", 12)), "float64"), filled(shape, "float64", 2 ** -52));
+  const flo = mul(
+    convertElementType(shiftRightLogical(lo, filled(shape, "uint32", 12)), "float64"),
+    filled(shape, "float64", 2 ** -52),
+  );
   return add(fhi, flo);
 }
 
-function uniformRaw(key: Tensor, shape: readonly number[], dtype: DType, minval: number | Tensor, maxval: number | Tensor, op: string): Tensor {
+function uniformRaw(
+  key: Tensor,
+  shape: readonly number[],
+  dtype: DType,
+  minval: number | Tensor,
+  maxval: number | Tensor,
+  op: string,
+): Tensor {
   checkFloatDType(dtype, op);
   const lo = asArray(minval, dtype, shape, op, "minval");
   const hi = asArray(maxval, dtype, shape, op, "maxval");
@@ -324,7 +369,13 @@ function uniformRaw(key: Tensor, shape: readonly number[], dtype: DType, minval:
  * random.uniform(random.key(0), [3]); // float32 [3] in [0, 1)
  * ```
  */
-export function uniform(key: Tensor, shape: number[] = [], dtype: DType = "float32", minval: number | Tensor = 0, maxval: number | Tensor = 1): Tensor {
+export function uniform(
+  key: Tensor,
+  shape: number[] = [],
+  dtype: DType = "float32",
+  minval: number | Tensor = 0,
+  maxval: number | Tensor = 1,
+): Tensor {
   const k = consume(key, "uniform");
   return uniformRaw(k, checkShapeArg(shape, "uniform"), dtype, minval, maxval, "uniform");
 }
@@ -332,8 +383,14 @@ export function uniform(key: Tensor, shape: number[] = [], dtype: DType = "float
 // ---------------------------------------------------------------------------------------------
 // erf_inv, as XLA computes it (float32: M. Giles' single-precision polynomial).
 
-const ERFINV_SMALL = [2.81022636e-8, 3.43273939e-7, -3.5233877e-6, -4.39150654e-6, 0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941];
-const ERFINV_LARGE = [-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682];
+const ERFINV_SMALL = [
+  2.81022636e-8, 3.43273939e-7, -3.5233877e-6, -4.39150654e-6, 0.00021858087, -0.00125372503, -0.00417768164,
+  0.246640727, 1.50140941,
+];
+const ERFINV_LARGE = [
+  -0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047,
+  1.00167406, 2.83297682,
+];
 
 /** The inverse error function on (-1, 1), elementwise; ±1 map to ±infinity. */
 export function erfInv(x: Tensor): Tensor {
@@ -444,14 +501,21 @@ export function categorical(key: Tensor, logits: Tensor, axis = -1, shape?: numb
   const batchShape = logits.shape.filter((_, i) => i !== ax);
   const s = shape === undefined ? batchShape : checkShapeArg(shape, "categorical");
   if (s.length < batchShape.length || batchShape.some((d, i) => d !== s[s.length - batchShape.length + i])) {
-    throw new ShapeError(`shape ${fmtShape(s)} must end with the logits' batch shape ${fmtShape(batchShape)}`, "categorical");
+    throw new ShapeError(
+      `shape ${fmtShape(s)} must end with the logits' batch shape ${fmtShape(batchShape)}`,
+      "categorical",
+    );
   }
   const prefix = s.slice(0, s.length - batchShape.length);
   const logitsShape = [...s.slice(s.length - batchShape.length)];
   logitsShape.splice(ax, 0, logits.shape[ax]!);
   const full = [...prefix, ...logitsShape];
   const g = gumbelRaw(k, full, logits.dtype);
-  const l = broadcastInDim(logits, full, logits.shape.map((_, i) => i + prefix.length));
+  const l = broadcastInDim(
+    logits,
+    full,
+    logits.shape.map((_, i) => i + prefix.length),
+  );
   return argmax(add(g, l), ax + prefix.length);
 }
 
@@ -464,19 +528,38 @@ export function categorical(key: Tensor, logits: Tensor, axis = -1, shape?: numb
  * random.randint(random.key(0), [5], 0, 10); // int32 [5]
  * ```
  */
-export function randint(key: Tensor, shape: number[], minval: number | Tensor, maxval: number | Tensor, dtype: DType = "int32"): Tensor {
+export function randint(
+  key: Tensor,
+  shape: number[],
+  minval: number | Tensor,
+  maxval: number | Tensor,
+  dtype: DType = "int32",
+): Tensor {
   const k = consume(key, "randint");
   return randintRaw(k, checkShapeArg(shape, "randint"), minval, maxval, dtype);
 }
 
-function randintRaw(key: Tensor, shape: readonly number[], minval: number | Tensor, maxval: number | Tensor, dtype: DType): Tensor {
-  if (dtype !== "int32" && dtype !== "uint32") throw new DTypeError(`dtype must be int32 or uint32, got ${dtype}`, "randint");
+function randintRaw(
+  key: Tensor,
+  shape: readonly number[],
+  minval: number | Tensor,
+  maxval: number | Tensor,
+  dtype: DType,
+): Tensor {
+  if (dtype !== "int32" && dtype !== "uint32")
+    throw new DTypeError(`dtype must be int32 or uint32, got ${dtype}`, "randint");
   const [lo, hi] = dtype === "int32" ? [-2147483648, 2147483647] : [0, 4294967295];
   const clip = (v: number) => Math.min(hi, Math.max(lo, Math.trunc(v)));
   // maxval beyond the dtype's range: the span must be one larger than representable (JAX's flag).
   const outOfRange = typeof maxval === "number" && maxval > hi;
-  const minT = typeof minval === "number" ? filled(shape, dtype, clip(minval)) : asArray(toIntDType(minval, dtype), dtype, shape, "randint", "minval");
-  const maxT = typeof maxval === "number" ? filled(shape, dtype, clip(maxval)) : asArray(toIntDType(maxval, dtype), dtype, shape, "randint", "maxval");
+  const minT =
+    typeof minval === "number"
+      ? filled(shape, dtype, clip(minval))
+      : asArray(toIntDType(minval, dtype), dtype, shape, "randint", "minval");
+  const maxT =
+    typeof maxval === "number"
+      ? filled(shape, dtype, clip(maxval))
+      : asArray(toIntDType(maxval, dtype), dtype, shape, "randint", "maxval");
   const higher = bitsRaw(child(key, 0), shape);
   const lower = bitsRaw(child(key, 1), shape);
   const c = (v: number) => filled(shape, "uint32", v);
@@ -492,7 +575,8 @@ function randintRaw(key: Tensor, shape: readonly number[], minval: number | Tens
 
 function toIntDType(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
-  if ((x.dtype === "int32" || x.dtype === "uint32") && (dtype === "int32" || dtype === "uint32")) return bitcastConvertType(x, dtype);
+  if ((x.dtype === "int32" || x.dtype === "uint32") && (dtype === "int32" || dtype === "uint32"))
+    return bitcastConvertType(x, dtype);
   return convertElementType(x, dtype);
 }
 
@@ -521,7 +605,8 @@ function shuffle(key: Tensor, x: Tensor, axis: number): Tensor {
 export function permutation(key: Tensor, x: number | Tensor, axis = 0, independent = false): Tensor {
   const k = consume(key, "permutation");
   if (typeof x === "number") {
-    if (!Number.isInteger(x) || x < 0) throw new DTypeError(`n must be a non-negative integer, got ${x}`, "permutation");
+    if (!Number.isInteger(x) || x < 0)
+      throw new DTypeError(`n must be a non-negative integer, got ${x}`, "permutation");
     return shuffle(k, arange(x), 0);
   }
   if (x.ndim === 0) throw new ShapeError("x must be an array of rank >= 1 or an integer", "permutation");
@@ -544,7 +629,14 @@ function takeOneHot(a: Tensor, ind: Tensor): Tensor {
   const n = a.shape[0]!;
   const s = ind.shape;
   const full = [...s, n];
-  const mask = eq(broadcastInDim(ind, full, s.map((_, i) => i)), broadcastInDim(arange(n), full, [s.length]));
+  const mask = eq(
+    broadcastInDim(
+      ind,
+      full,
+      s.map((_, i) => i),
+    ),
+    broadcastInDim(arange(n), full, [s.length]),
+  );
   const vals = broadcastInDim(a, full, [s.length]);
   return reduceSum(select(mask, vals, Tensor._zeros(full, a.dtype)), [s.length]);
 }
@@ -558,17 +650,28 @@ function takeOneHot(a: Tensor, ind: Tensor): Tensor {
  * random.choice(random.key(0), 10, [3], false); // 3 distinct ints in [0, 10)
  * ```
  */
-export function choice(key: Tensor, a: number | Tensor, shape: number[] = [], replace = true, p?: Tensor | number[]): Tensor {
+export function choice(
+  key: Tensor,
+  a: number | Tensor,
+  shape: number[] = [],
+  replace = true,
+  p?: Tensor | number[],
+): Tensor {
   const k = consume(key, "choice");
   const s = checkShapeArg(shape, "choice");
-  if (typeof a !== "number" && a.ndim !== 1) throw new ShapeError(`a must be an integer or a 1-D array, got shape ${fmtShape(a.shape)}`, "choice");
+  if (typeof a !== "number" && a.ndim !== 1)
+    throw new ShapeError(`a must be an integer or a 1-D array, got shape ${fmtShape(a.shape)}`, "choice");
   const nInputs = typeof a === "number" ? a : a.shape[0]!;
   const nDraws = sizeOf(s);
   const outDType: DType = typeof a === "number" ? "int32" : a.dtype;
   if (nDraws === 0) return Tensor._zeros(s, outDType);
-  if (!Number.isInteger(nInputs) || nInputs <= 0) throw new ShapeError(`a must be non-empty, got ${nInputs}`, "choice");
+  if (!Number.isInteger(nInputs) || nInputs <= 0)
+    throw new ShapeError(`a must be non-empty, got ${nInputs}`, "choice");
   if (!replace && nDraws > nInputs) {
-    throw new ShapeError(`cannot take ${nDraws} samples without replacement from ${nInputs} inputs`, "choice");
+    throw new ShapeError(
+      `cannot take ${nDraws} samples without replacement from ${nInputs} inputs`,
+      "choice",
+    );
   }
   const pick = (ind: Tensor) => (typeof a === "number" ? ind : takeOneHot(a, ind));
   let ind: Tensor;
@@ -580,7 +683,8 @@ export function choice(key: Tensor, a: number | Tensor, shape: number[] = [], re
     }
   } else {
     const pT = Array.isArray(p) ? Tensor._fromBuffer([p.length], "float32", Float32Array.from(p)) : p;
-    if (pT.ndim !== 1 || pT.shape[0] !== nInputs) throw new ShapeError(`p must have shape [${nInputs}], got ${fmtShape(pT.shape)}`, "choice");
+    if (pT.ndim !== 1 || pT.shape[0] !== nInputs)
+      throw new ShapeError(`p must have shape [${nInputs}], got ${fmtShape(pT.shape)}`, "choice");
     const pf = isFloat(pT.dtype) ? pT : convertElementType(pT, "float32");
     if (replace) {
       // Sequential cumulative sum (XLA's reduce_window order); p must be concrete here.
@@ -596,7 +700,14 @@ export function choice(key: Tensor, a: number | Tensor, shape: number[] = [], re
       const r = mul(filled(s, pf.dtype, cum[nInputs - 1]!), sub(filled(s, pf.dtype, 1), u));
       // searchsorted(side="left") on a sorted array: the number of entries below r.
       const full = [...s, nInputs];
-      const below = lt(broadcastInDim(pCuml, full, [s.length]), broadcastInDim(r, full, s.map((_, i) => i)));
+      const below = lt(
+        broadcastInDim(pCuml, full, [s.length]),
+        broadcastInDim(
+          r,
+          full,
+          s.map((_, i) => i),
+        ),
+      );
       ind = reduceSum(convertElementType(below, "int32"), [s.length]);
     } else {
       // Gumbel top-k: the n_draws largest of g + log(p), ties to the lower index.
@@ -616,11 +727,20 @@ export function choice(key: Tensor, a: number | Tensor, shape: number[] = [], re
  * random.truncatedNormal(random.key(0), -2, 2, [100]);
  * ```
  */
-export function truncatedNormal(key: Tensor, lower: number | Tensor, upper: number | Tensor, shape?: number[], dtype: DType = "float32"): Tensor {
+export function truncatedNormal(
+  key: Tensor,
+  lower: number | Tensor,
+  upper: number | Tensor,
+  shape?: number[],
+  dtype: DType = "float32",
+): Tensor {
   const k = consume(key, "truncatedNormal");
   checkFloatDType(dtype, "truncatedNormal");
   const shapeOf = (v: number | Tensor) => (typeof v === "number" ? [] : [...v.shape]);
-  const s = shape === undefined ? broadcastShapes("truncatedNormal", shapeOf(lower), shapeOf(upper)) : checkShapeArg(shape, "truncatedNormal");
+  const s =
+    shape === undefined
+      ? broadcastShapes("truncatedNormal", shapeOf(lower), shapeOf(upper))
+      : checkShapeArg(shape, "truncatedNormal");
   const lo = asArray(lower, dtype, s, "truncatedNormal", "lower");
   const hi = asArray(upper, dtype, s, "truncatedNormal", "upper");
   const sqrt2 = filled(s, dtype, Math.SQRT2);
@@ -657,4 +777,3 @@ function nextafterScalar(v: number, dir: 1 | -1, dtype: DType): number {
   else i[0] = i[0]! - 1n;
   return f[0]!;
 }
-

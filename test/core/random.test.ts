@@ -1,8 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DTypeError, ShapeError } from "../../src/core/errors.js";
-import { bitcastConvertType, bitcastConvertType_p, threefry2x32 as hashPrim, threefry2x32_p } from "../../src/core/primitives/random.js";
 import { erf, mul } from "../../src/core/primitives/elementwise.js";
+import {
+  bitcastConvertType,
+  bitcastConvertType_p,
+  threefry2x32 as hashPrim,
+  threefry2x32_p,
+} from "../../src/core/primitives/random.js";
 import { broadcastInDim } from "../../src/core/primitives/structural.js";
 import * as random from "../../src/core/random.js";
 import { Tensor } from "../../src/core/tensor.js";
@@ -16,24 +21,49 @@ const rows = (x: Tensor) => x.toArray() as number[][];
 
 // Threefry-2x32 known-answer vectors (Random123's kat_vectors, as in JAX's random_test.py).
 const KATS: [number[], number[], number[]][] = [
-  [[0, 0], [0, 0], [0x6b200159, 0x99ba4efe]],
-  [[0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff], [0x1cb996fc, 0xbb002be7]],
-  [[0x13198a2e, 0x03707344], [0x243f6a88, 0x85a308d3], [0xc4923a9c, 0x483df7a0]],
+  [
+    [0, 0],
+    [0, 0],
+    [0x6b200159, 0x99ba4efe],
+  ],
+  [
+    [0xffffffff, 0xffffffff],
+    [0xffffffff, 0xffffffff],
+    [0x1cb996fc, 0xbb002be7],
+  ],
+  [
+    [0x13198a2e, 0x03707344],
+    [0x243f6a88, 0x85a308d3],
+    [0xc4923a9c, 0x483df7a0],
+  ],
 ];
 
 describe("threefry2x32 primitive", () => {
   it("reproduces the known-answer vectors, elementwise over arrays", () => {
-    const k1 = u32([3], KATS.map((k) => k[0][0]!));
-    const k2 = u32([3], KATS.map((k) => k[0][1]!));
-    const x1 = u32([3], KATS.map((k) => k[1][0]!));
-    const x2 = u32([3], KATS.map((k) => k[1][1]!));
+    const k1 = u32(
+      [3],
+      KATS.map((k) => k[0][0]!),
+    );
+    const k2 = u32(
+      [3],
+      KATS.map((k) => k[0][1]!),
+    );
+    const x1 = u32(
+      [3],
+      KATS.map((k) => k[1][0]!),
+    );
+    const x2 = u32(
+      [3],
+      KATS.map((k) => k[1][1]!),
+    );
     const [y1, y2] = hashPrim(k1, k2, x1, x2);
     expect(vals(y1)).toEqual(KATS.map((k) => k[2][0]));
     expect(vals(y2)).toEqual(KATS.map((k) => k[2][1]));
   });
 
   it("random.threefry2x32(key, count) hashes the two halves of count (odd sizes padded)", () => {
-    for (const [key, count, out] of KATS) expect(vals(random.threefry2x32(keyOf(key), u32([2], count)))).toEqual(out);
+    for (const [key, count, out] of KATS)
+      expect(vals(random.threefry2x32(keyOf(key), u32([2], count)))).toEqual(out);
     // Odd size: [c0, c1, c2] is hashed as ([c0, c1], [c2, 0]) and the last word dropped.
     const odd = vals(random.threefry2x32(keyOf([0, 0]), u32([3], [0, 0, 0])));
     const [a] = hashPrim(u32([2], [0, 0]), u32([2], [0, 0]), u32([2], [0, 0]), u32([2], [0, 0]));
@@ -57,8 +87,14 @@ describe("threefry2x32 primitive", () => {
     // k1 batched on axis 0, x1 on axis 1, k2 and x2 unmapped.
     const [outs, dims] = threefry2x32_p.batch([k1, k2, x1, x2], [0, null, 1, null], {}, 3);
     for (let b = 0; b < 3; b++) {
-      const want = hashPrim(u32([2], vals(k1).slice(2 * b, 2 * b + 2)), k2, u32([2], [vals(x1)[b]!, vals(x1)[3 + b]!]), x2);
-      const pick = (o: Tensor, d: number) => (d === 0 ? vals(o).slice(2 * b, 2 * b + 2) : [vals(o)[b]!, vals(o)[3 + b]!]);
+      const want = hashPrim(
+        u32([2], vals(k1).slice(2 * b, 2 * b + 2)),
+        k2,
+        u32([2], [vals(x1)[b]!, vals(x1)[3 + b]!]),
+        x2,
+      );
+      const pick = (o: Tensor, d: number) =>
+        d === 0 ? vals(o).slice(2 * b, 2 * b + 2) : [vals(o)[b]!, vals(o)[3 + b]!];
       expect(pick(outs[0]!, dims[0]!)).toEqual(vals(want[0]));
       expect(pick(outs[1]!, dims[1]!)).toEqual(vals(want[1]));
     }
@@ -70,8 +106,12 @@ describe("threefry2x32 primitive", () => {
     const f = bitcastConvertType(u32([3], [0x3f800000, 0xbf800000, 0x7fc00000]), "float32");
     expect(vals(f).slice(0, 2)).toEqual([1, -1]);
     expect(Number.isNaN(vals(f)[2])).toBe(true);
-    expect(vals(bitcastConvertType(Tensor._fromBuffer([2], "int32", Int32Array.from([-1, 5])), "uint32"))).toEqual([4294967295, 5]);
-    expect(() => bitcastConvertType(Tensor._fromBuffer([1], "float64", Float64Array.from([1])), "uint32")).toThrow(DTypeError);
+    expect(
+      vals(bitcastConvertType(Tensor._fromBuffer([2], "int32", Int32Array.from([-1, 5])), "uint32")),
+    ).toEqual([4294967295, 5]);
+    expect(() =>
+      bitcastConvertType(Tensor._fromBuffer([1], "float64", Float64Array.from([1])), "uint32"),
+    ).toThrow(DTypeError);
     const [o, d] = bitcastConvertType_p.batch([u32([2], [0, 0])], [0], { newDtype: "int32" }, 2);
     expect([o[0]!.dtype, d[0]]).toEqual(["int32", 0]);
   });
@@ -109,7 +149,12 @@ describe("keys match JAX (jax_threefry_partitionable=True, x64 off)", () => {
     expect(vals(random.foldIn(k, Tensor._fromBuffer([], "int32", Int32Array.from([3]))))).toEqual(s[3]);
     const shaped = random.split(k, [2, 3]);
     expect(shaped.shape).toEqual([2, 3, 2]);
-    expect(vals(shaped)).toEqual(s.slice(0, 5).flat().concat(vals(random.foldIn(k, 5))));
+    expect(vals(shaped)).toEqual(
+      s
+        .slice(0, 5)
+        .flat()
+        .concat(vals(random.foldIn(k, 5))),
+    );
   });
 
   it("normal's erf_inv pipeline reproduces JAX's legacy-bits docstring values to float32 accuracy", () => {
@@ -120,7 +165,10 @@ describe("keys match JAX (jax_threefry_partitionable=True, x64 off)", () => {
     const b = [...vals(y[0]), ...vals(y[1])];
     const unit = b.map((x) => new Float32Array(new Uint32Array([(x >>> 9) | 0x3f800000]).buffer)[0]! - 1);
     const lo = Math.fround(-(1 - 2 ** -24));
-    const u = f32([6], unit.map((v) => Math.fround(Math.fround(v * 2) + lo)));
+    const u = f32(
+      [6],
+      unit.map((v) => Math.fround(Math.fround(v * 2) + lo)),
+    );
     const z = vals(random.erfInv(u)).map((v) => Math.fround(v * Math.SQRT2) * 5);
     const want = [3.0613258, 5.6129413, 5.6866574, -4.063663, -4.4520254, 0.63115686];
     // XLA may round log1p / fused multiply-adds differently: allow 1e-6 relative (a few float32 ulps).
@@ -195,7 +243,11 @@ describe("distributions", () => {
     const xs = [-0.999, -0.5, -1e-3, 0, 0.25, 0.9, 0.999999];
     const y = random.erfInv(Tensor._fromBuffer([xs.length], "float64", Float64Array.from(xs)));
     // Backward error: erf(erfInv(x)) is x to a few ulps (erf's own float64 rounding dominates).
-    vals(erf(y)).forEach((v, i) => expect(Math.abs(v - xs[i]!)).toBeLessThanOrEqual(8 * Number.EPSILON * Math.max(Math.abs(xs[i]!), 2 ** -52)));
+    vals(erf(y)).forEach((v, i) =>
+      expect(Math.abs(v - xs[i]!)).toBeLessThanOrEqual(
+        8 * Number.EPSILON * Math.max(Math.abs(xs[i]!), 2 ** -52),
+      ),
+    );
     const inf = vals(random.erfInv(f32([2], [1, -1])));
     expect(inf).toEqual([Infinity, -Infinity]);
   });
@@ -246,7 +298,9 @@ describe("distributions", () => {
     expect(xs.dtype).toBe("int32");
     const counts = [0, 0, 0];
     for (const v of vals(xs)) counts[v]!++;
-    probs.forEach((p, i) => expect(Math.abs(counts[i]! / N - p)).toBeLessThan(4.5 * Math.sqrt((p * (1 - p)) / N)));
+    probs.forEach((p, i) =>
+      expect(Math.abs(counts[i]! / N - p)).toBeLessThan(4.5 * Math.sqrt((p * (1 - p)) / N)),
+    );
     // Batched logits [3 categories, 2 rows] along axis 0: a huge logit always wins.
     const l2 = f32([3, 2], [0, 50, 50, 0, 0, 0]);
     expect(vals(random.categorical(random.key(0), l2, 0))).toEqual([1, 0]);
@@ -275,7 +329,8 @@ describe("distributions", () => {
     const counts = new Map<number, number>();
     for (const v of xs) counts.set(v, (counts.get(v) ?? 0) + 1);
     expect([...counts.keys()].sort((a, b) => a - b)).toEqual([-3, -2, -1, 0, 1, 2, 3]);
-    for (const c of counts.values()) expect(Math.abs(c / N - 1 / 7)).toBeLessThan(4.5 * Math.sqrt((1 / 7) * (6 / 7) / N));
+    for (const c of counts.values())
+      expect(Math.abs(c / N - 1 / 7)).toBeLessThan(4.5 * Math.sqrt(((1 / 7) * (6 / 7)) / N));
     expect(vals(random.randint(random.key(0), [3], 5, 5))).toEqual([5, 5, 5]);
     const big = vals(random.randint(random.key(1), [1000], -2147483648, 2147483647));
     expect(big.every((v) => v >= -2147483648 && v < 2147483647)).toBe(true);
@@ -309,11 +364,17 @@ describe("composition with transforms", () => {
     const keys = random.split(random.key(0), 4);
     const batched = vmap((k: Tensor) => random.uniform(k, [3]))(keys);
     expect(batched.shape).toEqual([4, 3]);
-    rows(keys).forEach((k, i) => expect(vals(batched).slice(3 * i, 3 * i + 3)).toEqual(vals(random.uniform(keyOf(k), [3]))));
+    rows(keys).forEach((k, i) =>
+      expect(vals(batched).slice(3 * i, 3 * i + 3)).toEqual(vals(random.uniform(keyOf(k), [3]))),
+    );
     const perms = vmap((k: Tensor) => random.permutation(k, 6))(keys);
-    rows(keys).forEach((k, i) => expect(vals(perms).slice(6 * i, 6 * i + 6)).toEqual(vals(random.permutation(keyOf(k), 6))));
+    rows(keys).forEach((k, i) =>
+      expect(vals(perms).slice(6 * i, 6 * i + 6)).toEqual(vals(random.permutation(keyOf(k), 6))),
+    );
     const splits = vmap((k: Tensor) => random.split(k))(keys);
-    rows(keys).forEach((k, i) => expect(vals(splits).slice(4 * i, 4 * i + 4)).toEqual(vals(random.split(keyOf(k)))));
+    rows(keys).forEach((k, i) =>
+      expect(vals(splits).slice(4 * i, 4 * i + 4)).toEqual(vals(random.split(keyOf(k)))),
+    );
   });
 
   it("staging records threefry2x32, and jvp through a scaled normal is the normal", () => {
@@ -321,7 +382,11 @@ describe("composition with transforms", () => {
     expect(String(jaxpr)).toContain("threefry2x32");
     const k = random.key(3);
     const z = random.normal(k, [4]);
-    const [, dy] = jvp((s: Tensor) => mul(random.normal(k, [4]), broadcastInDim(s, [4], [])), [f32([], [2])], [f32([], [1])]);
+    const [, dy] = jvp(
+      (s: Tensor) => mul(random.normal(k, [4]), broadcastInDim(s, [4], [])),
+      [f32([], [2])],
+      [f32([], [1])],
+    );
     expect(vals(dy)).toEqual(vals(z));
   });
 });

@@ -2,13 +2,19 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { DType } from "../../src/core/dtype.js";
 import { ConfigError, ShapeError } from "../../src/core/errors.js";
-import { sort, sortKeyVal, sort_p } from "../../src/core/primitives/sort.js";
+import { sort, sort_p, sortKeyVal } from "../../src/core/primitives/sort.js";
 import { sizeOf } from "../../src/core/shape.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { jvp, vjp, vmap } from "../../src/transforms/index.js";
 
 function t(shape: number[], values: ArrayLike<number>, dtype: DType = "float64"): Tensor {
-  const ctor = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint32: Uint32Array, bool: Uint8Array }[dtype];
+  const ctor = {
+    float32: Float32Array,
+    float64: Float64Array,
+    int32: Int32Array,
+    uint32: Uint32Array,
+    bool: Uint8Array,
+  }[dtype];
   return Tensor._fromBuffer(shape, dtype, ctor.from(values as ArrayLike<number>));
 }
 const vals = (x: Tensor) => Array.from(x.data());
@@ -36,20 +42,38 @@ function oracle(ops: number[][], shape: number[], dim: number, numKeys: number):
 }
 
 const arbShape = fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 3 });
-const arbValue = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constant(Number.NaN), fc.double({ min: -10, max: 10, noNaN: true }), fc.constant(-0));
+const arbValue = fc.oneof(
+  fc.integer({ min: -3, max: 3 }),
+  fc.constant(Number.NaN),
+  fc.double({ min: -10, max: 10, noNaN: true }),
+  fc.constant(-0),
+);
 
 describe("sort", () => {
   it("matches a JS oracle on random arrays with NaNs, ties and -0, any dimension and numKeys", () => {
     fc.assert(
-      fc.property(arbShape, fc.nat(), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.array(arbValue, { minLength: 200, maxLength: 200 }), (shape, d, nOps, k, pool) => {
-        const dim = d % shape.length;
-        const numKeys = Math.min(k, nOps);
-        const size = sizeOf(shape);
-        const ops = Array.from({ length: nOps }, (_, s) => Array.from({ length: size }, (_, i) => pool[(i * 7 + s * 13) % pool.length]!));
-        const got = sort(ops.map((o) => t(shape, o)), dim, numKeys);
-        const want = oracle(ops, shape, dim, numKeys);
-        got.forEach((g, s) => expect(vals(g)).toEqual(want[s]));
-      }),
+      fc.property(
+        arbShape,
+        fc.nat(),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.array(arbValue, { minLength: 200, maxLength: 200 }),
+        (shape, d, nOps, k, pool) => {
+          const dim = d % shape.length;
+          const numKeys = Math.min(k, nOps);
+          const size = sizeOf(shape);
+          const ops = Array.from({ length: nOps }, (_, s) =>
+            Array.from({ length: size }, (_, i) => pool[(i * 7 + s * 13) % pool.length]!),
+          );
+          const got = sort(
+            ops.map((o) => t(shape, o)),
+            dim,
+            numKeys,
+          );
+          const want = oracle(ops, shape, dim, numKeys);
+          got.forEach((g, s) => expect(vals(g)).toEqual(want[s]));
+        },
+      ),
       { numRuns: 80 },
     );
   });
@@ -67,7 +91,9 @@ describe("sort", () => {
   });
 
   it("sorts uint32 as unsigned, float32 with NaNs last, and the last axis by default", () => {
-    expect(vals(sort([t([3], [4294967295, 1, 2147483648], "uint32")])[0]!)).toEqual([1, 2147483648, 4294967295]);
+    expect(vals(sort([t([3], [4294967295, 1, 2147483648], "uint32")])[0]!)).toEqual([
+      1, 2147483648, 4294967295,
+    ]);
     const f = sort([t([2, 3], [Number.NaN, 1, -2, 3, Number.NaN, -Infinity], "float32")])[0]!;
     expect(vals(f)).toEqual([-2, 1, Number.NaN, -Infinity, 3, Number.NaN]);
     const [k, v] = sortKeyVal(t([3], [3, 1, 2]), t([3], [30, 10, 20]));
@@ -106,23 +132,27 @@ describe("sort", () => {
 
   it("jvp permutes the tangent like the primal; vjp is its adjoint", () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: -5, max: 5, noNaN: true }), { minLength: 1, maxLength: 8 }), fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: 8, maxLength: 8 }), (xs, us) => {
-        const n = xs.length;
-        const x = t([n], xs);
-        const u = t([n], us.slice(0, n));
-        const f = (a: Tensor) => sort([a], 0)[0]!;
-        const [y, dy] = jvp(f, [x], [u]);
-        // The derivative of sorting is the permutation itself: dy[j] = u[perm[j]].
-        const perm = oracle([xs, xs.map((_, i) => i)], [n], 0, 1)[1]!;
-        expect(vals(y)).toEqual(oracle([xs], [n], 0, 1)[0]);
-        expect(vals(dy)).toEqual(perm.map((p) => us[p]!));
-        const v = t([n], us.slice(0, n).reverse());
-        const [, pull] = vjp(f, x);
-        const [g] = pull(v) as Tensor[];
-        const lhs = vals(v).reduce((s, vi, i) => s + vi * vals(dy)[i]!, 0);
-        const rhs = vals(g!).reduce((s, gi, i) => s + gi * us[i]!, 0);
-        expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual(1e-12 * (1 + Math.abs(lhs)));
-      }),
+      fc.property(
+        fc.array(fc.double({ min: -5, max: 5, noNaN: true }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: 8, maxLength: 8 }),
+        (xs, us) => {
+          const n = xs.length;
+          const x = t([n], xs);
+          const u = t([n], us.slice(0, n));
+          const f = (a: Tensor) => sort([a], 0)[0]!;
+          const [y, dy] = jvp(f, [x], [u]);
+          // The derivative of sorting is the permutation itself: dy[j] = u[perm[j]].
+          const perm = oracle([xs, xs.map((_, i) => i)], [n], 0, 1)[1]!;
+          expect(vals(y)).toEqual(oracle([xs], [n], 0, 1)[0]);
+          expect(vals(dy)).toEqual(perm.map((p) => us[p]!));
+          const v = t([n], us.slice(0, n).reverse());
+          const [, pull] = vjp(f, x);
+          const [g] = pull(v) as Tensor[];
+          const lhs = vals(v).reduce((s, vi, i) => s + vi * vals(dy)[i]!, 0);
+          const rhs = vals(g!).reduce((s, gi, i) => s + gi * us[i]!, 0);
+          expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual(1e-12 * (1 + Math.abs(lhs)));
+        },
+      ),
       { numRuns: 60 },
     );
   });

@@ -5,8 +5,8 @@
  */
 import type { DType } from "../dtype.js";
 import { DTypeError } from "../errors.js";
-import { type BDim, type Primitive, Zero, definePrimitive } from "../primitive.js";
-import { type ShapedArray, Tensor, avalToString } from "../tensor.js";
+import { type BDim, definePrimitive, type Primitive, Zero } from "../primitive.js";
+import { avalToString, type ShapedArray, Tensor } from "../tensor.js";
 import { bind, bind1 } from "../trace.js";
 import { batchTo0 } from "./elementwise.js";
 import { checkSameShapes } from "./util.js";
@@ -47,9 +47,14 @@ export function threefry2x32Scalar(k1: number, k2: number, c1: number, c2: numbe
 export const threefry2x32_p: Primitive<Record<string, never>> = definePrimitive({
   name: "threefry2x32",
   abstractEval(avals) {
-    if (avals.length !== 4) throw new DTypeError(`takes 4 operands (k1, k2, x1, x2), got ${avals.length}`, "threefry2x32");
+    if (avals.length !== 4)
+      throw new DTypeError(`takes 4 operands (k1, k2, x1, x2), got ${avals.length}`, "threefry2x32");
     avals.forEach((a, i) => {
-      if (a.dtype !== "uint32") throw new DTypeError(`operands must be uint32, got ${avalToString(a)} (argument ${i})`, "threefry2x32");
+      if (a.dtype !== "uint32")
+        throw new DTypeError(
+          `operands must be uint32, got ${avalToString(a)} (argument ${i})`,
+          "threefry2x32",
+        );
     });
     checkSameShapes("threefry2x32", avals);
     const out: ShapedArray = { shape: avals[0]!.shape, dtype: "uint32", weakType: false };
@@ -106,7 +111,10 @@ export const bitcastConvertType_p: Primitive<BitcastParams> = definePrimitive<Bi
   name: "bitcast_convert_type",
   abstractEval([x], { newDtype }) {
     if (!BITCASTABLE.includes(x!.dtype) || !BITCASTABLE.includes(newDtype)) {
-      throw new DTypeError(`only reinterprets 32-bit dtypes (float32, int32, uint32), got ${avalToString(x!)} to ${newDtype}`, "bitcast_convert_type");
+      throw new DTypeError(
+        `only reinterprets 32-bit dtypes (float32, int32, uint32), got ${avalToString(x!)} to ${newDtype}`,
+        "bitcast_convert_type",
+      );
     }
     return [{ shape: x!.shape, dtype: newDtype, weakType: false }];
   },
@@ -115,7 +123,12 @@ export const bitcastConvertType_p: Primitive<BitcastParams> = definePrimitive<Bi
     // Copy the bytes, then view them as the new type.
     const bytes = new ArrayBuffer(src.length * 4);
     new (src.constructor as Uint32ArrayConstructor)(bytes).set(src as Uint32Array);
-    const buf = newDtype === "float32" ? new Float32Array(bytes) : newDtype === "int32" ? new Int32Array(bytes) : new Uint32Array(bytes);
+    const buf =
+      newDtype === "float32"
+        ? new Float32Array(bytes)
+        : newDtype === "int32"
+          ? new Int32Array(bytes)
+          : new Uint32Array(bytes);
     return [Tensor._fromBuffer(out!.shape, newDtype, buf)];
   },
   jvp([x], _t, params) {

@@ -4,8 +4,8 @@
  * -0 equals 0 (JAX's total order with standardised zeros and NaNs).
  */
 import { allocate } from "../dtype.js";
-import { ConfigError, ShapeError, fmtShape } from "../errors.js";
-import { type Primitive, type Tangent, Zero, definePrimitive } from "../primitive.js";
+import { ConfigError, fmtShape, ShapeError } from "../errors.js";
+import { definePrimitive, type Primitive, type Tangent, Zero } from "../primitive.js";
 import { normalizeAxis, sizeOf } from "../shape.js";
 import { type ShapedArray, Tensor } from "../tensor.js";
 import { bind } from "../trace.js";
@@ -20,8 +20,8 @@ export interface SortParams {
 
 /** Three-way comparison with NaN after every number and -0 equal to 0. */
 function compareValues(a: number, b: number): number {
-  const an = a !== a;
-  const bn = b !== b;
+  const an = Number.isNaN(a);
+  const bn = Number.isNaN(b);
   if (an || bn) return an === bn ? 0 : an ? 1 : -1;
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -33,14 +33,25 @@ export const sort_p: Primitive<SortParams> = definePrimitive<SortParams>({
     const s0 = avals[0]!.shape;
     avals.forEach((a, i) => {
       if (a.shape.length !== s0.length || a.shape.some((d, k) => d !== s0[k])) {
-        throw new ShapeError(`operands must have equal shapes, got ${fmtShape(s0)} and ${fmtShape(a.shape)} (argument ${i})`, "sort");
+        throw new ShapeError(
+          `operands must have equal shapes, got ${fmtShape(s0)} and ${fmtShape(a.shape)} (argument ${i})`,
+          "sort",
+        );
       }
     });
     if (!Number.isInteger(numKeys) || numKeys < 1 || numKeys > avals.length) {
       throw new ConfigError(`numKeys must be an integer in [1, ${avals.length}], got ${numKeys}`, "sort");
     }
-    if (!Number.isInteger(dimension) || dimension < 0 || dimension >= Math.max(s0.length, 1) || s0.length === 0) {
-      throw new ShapeError(`dimension ${dimension} is out of bounds for operands of shape ${fmtShape(s0)}`, "sort");
+    if (
+      !Number.isInteger(dimension) ||
+      dimension < 0 ||
+      dimension >= Math.max(s0.length, 1) ||
+      s0.length === 0
+    ) {
+      throw new ShapeError(
+        `dimension ${dimension} is out of bounds for operands of shape ${fmtShape(s0)}`,
+        "sort",
+      );
     }
     return avals.map((a): ShapedArray => ({ shape: a.shape, dtype: a.dtype, weakType: a.weakType }));
   },
@@ -72,7 +83,9 @@ export const sort_p: Primitive<SortParams> = definePrimitive<SortParams>({
         }
       }
     }
-    return outs.map((buf, s) => Tensor._fromBuffer(outAvals[s]!.shape, outAvals[s]!.dtype, buf, outAvals[s]!.weakType));
+    return outs.map((buf, s) =>
+      Tensor._fromBuffer(outAvals[s]!.shape, outAvals[s]!.dtype, buf, outAvals[s]!.weakType),
+    );
   },
   jvp(primals, tangents, params) {
     const outs = bind(sort_p, primals, params);

@@ -10,6 +10,8 @@ import {
   padtypeToPads,
   rev_p,
 } from "../../src/core/primitives/conv.js";
+import { mul } from "../../src/core/primitives/elementwise.js";
+import { reduceSum } from "../../src/core/primitives/reduce.js";
 import { moveaxis } from "../../src/core/primitives/structural.js";
 import {
   type ReduceWindowParams,
@@ -20,7 +22,7 @@ import {
   selectAndScatterAdd_p,
 } from "../../src/core/primitives/window.js";
 import { Tensor } from "../../src/core/tensor.js";
-import { jvp, vjp, vmap } from "../../src/transforms/index.js";
+import { grad, jvp, vjp, vmap } from "../../src/transforms/index.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -570,6 +572,44 @@ describe("reduce_window", () => {
     );
     expect(y.dtype).toBe("int32");
     expect(data(y)).toEqual([7, 10, 8, 10]);
+  });
+
+  it("max pooling propagates NaN, and its tangent is taken at the NaN", () => {
+    const x = f64([4], [1, Number.NaN, 3, 2]);
+    const t = f64([4], [10, 20, 30, 40]);
+    const f = (a: Tensor) => reduceWindow(a, "max", [2], [2], [[0, 0]]);
+    const [y, dy] = jvp(f, [x], [t]) as [Tensor, Tensor];
+    expect(data(y)).toEqual([Number.NaN, 3]);
+    expect(data(dy)).toEqual([20, 30]);
+  });
+
+  it("second order: jvp of grad through max pooling is 2·Pᵀ P t (P the window selection)", () => {
+    fc.assert(
+      fc.property(windowArb({ plain: true, op: "max" }), (p) => {
+        const x = randn(p.shape, p.seed);
+        const t = randn(p.shape, p.seed + 1);
+        const { windowDimensions, windowStrides, padding, baseDilation, windowDilation } = p.params;
+        const pool = (a: Tensor) =>
+          reduceWindow(a, "max", windowDimensions, windowStrides, padding, { baseDilation, windowDilation });
+        const f = (a: Tensor) => {
+          const y = pool(a);
+          return reduceSum(
+            mul(y, y),
+            y.shape.map((_, i) => i),
+          );
+        };
+        const [, hv] = jvp(grad(f), [x], [t]) as [Tensor, Tensor];
+        const sp = selectParams(p.params);
+        const gathered = selectAndGatherAdd_p.impl(
+          [t, x],
+          sp,
+          selectAndGatherAdd_p.abstractEval([t.aval, x.aval], sp),
+        )[0]!;
+        const expected = data(selectAndScatterAdd_p.impl([gathered, x], sp, [x.aval])[0]!).map((v) => 2 * v);
+        expectClose(hv, expected, p.shape, 1e-14 * rwTerms(p.params));
+      }),
+      { numRuns: 30 },
+    );
   });
 
   it("sum transpose satisfies <ct, f(x)> = <f^T ct, x>", () => {

@@ -138,8 +138,8 @@ function store(out: ShapedArray, vals: Float64Array): Tensor {
 }
 
 /**
- * The operand index each window selects (first maximum or minimum among its real elements; NaN
- * never wins over a number), or -1 for a window made only of padding. Gather and scatter share it,
+ * The operand index each window selects (first maximum or minimum among its real elements, or the
+ * first NaN, which is what the window reduces to), or -1 for a window made only of padding. Gather and scatter share it,
  * which makes them exact transposes of each other.
  */
 function selectIndices(operand: Tensor, outShape: readonly number[], p: SelectParams): Int32Array {
@@ -155,7 +155,7 @@ function selectIndices(operand: Tensor, outShape: readonly number[], p: SelectPa
       const i = table[po * W + w]!;
       if (i < 0) continue;
       const v = x[i]!;
-      if (best < 0 || better(v, bv)) {
+      if (best < 0 || (!Number.isNaN(bv) && (Number.isNaN(v) || better(v, bv)))) {
         best = i;
         bv = v;
       }

@@ -10,7 +10,8 @@
  * JAX to an ulp or two (libm `log1p` and fused multiply-adds may round differently).
  *
  * Everything is written with lax-level operations (which bind), so keys may be traced: the
- * functions compose with jvp, vmap and staging; only shapes must be static.
+ * functions compose with jvp, vmap and staging; only shapes must be static. (`choice` with `p`
+ * and replacement, and `truncatedNormal`'s bounds, need concrete values.)
  */
 import { type DType, isFloat, isInteger } from "./dtype.js";
 import { DTypeError, fmtShape, ShapeError, TraceError, TsjaxError } from "./errors.js";
@@ -38,6 +39,7 @@ import {
   sub,
   xor,
 } from "./primitives/elementwise.js";
+import { concatenate, slice } from "./primitives/indexing.js";
 import { bitcastConvertType, threefry2x32 as hash2x32 } from "./primitives/random.js";
 import { argmax, reduceSum } from "./primitives/reduce.js";
 import { sort } from "./primitives/sort.js";
@@ -102,29 +104,18 @@ function u32(shape: readonly number[], values: ArrayLike<number>): Tensor {
   return Tensor._fromBuffer([...shape], "uint32", Uint32Array.from(values as ArrayLike<number>));
 }
 
-/** The two words of a key as rank-0 tensors (a masked sum, so traced keys need no slicing). */
+/** The two words of a key as rank-0 tensors. */
 function keyWords(key: Tensor): [Tensor, Tensor] {
   if (key._buf !== null && !(key instanceof Tracer)) {
     return [u32([], [key._buf[0]!]), u32([], [key._buf[1]!])];
   }
-  return [reduceSum(mul(key, u32([2], [1, 0])), [0]), reduceSum(mul(key, u32([2], [0, 1])), [0])];
+  return [reshape(slice(key, [0], [1]), []), reshape(slice(key, [1], [2]), [])];
 }
 
-/** `[...a.shape, 2]` holding `a` and `b` in the last axis (masked adds: exact in uint32). */
+/** `[...a.shape, 2]` holding `a` and `b` in the last axis (`jnp.stack([a, b], axis=a.ndim)`). */
 function stackLast(a: Tensor, b: Tensor): Tensor {
-  const s = a.shape;
-  const out = [...s, 2];
-  const dims = s.map((_, i) => i);
-  const n = sizeOf(s);
-  const m0 = new Uint32Array(2 * n);
-  const m1 = new Uint32Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    m0[2 * i] = 1;
-    m1[2 * i + 1] = 1;
-  }
-  const A = mul(broadcastInDim(a, out, dims), Tensor._fromBuffer(out, "uint32", m0));
-  const B = mul(broadcastInDim(b, out, dims), Tensor._fromBuffer(out, "uint32", m1));
-  return add(A, B);
+  const s = [...a.shape, 1];
+  return concatenate([reshape(a, s), reshape(b, s)], a.ndim);
 }
 
 /**
@@ -219,20 +210,11 @@ export function threefry2x32(keypair: Tensor, count: Tensor): Tensor {
   if (count instanceof Tracer || count._buf === null) {
     if (n % 2 !== 0) throw new TraceError("a traced count must have an even size", "threefry2x32");
     const m = n / 2;
-    const halves = reshape(count, [2, m]);
-    const x1 = reduceSum(
-      mul(halves, u32([2, m], [...new Array<number>(m).fill(1), ...new Array<number>(m).fill(0)])),
-      [0],
-    );
-    const x2 = reduceSum(
-      mul(halves, u32([2, m], [...new Array<number>(m).fill(0), ...new Array<number>(m).fill(1)])),
-      [0],
-    );
+    const flat = reshape(count, [n]);
+    const x1 = slice(flat, [0], [m]);
+    const x2 = slice(flat, [m], [n]);
     const [y1, y2] = hash2x32(broadcastInDim(k1, [m], []), broadcastInDim(k2, [m], []), x1, x2);
-    // Concatenate [y1, y2] through a transpose of the stacked pair.
-    const both = stackLast(y1, y2); // [m, 2]
-    const swapped = reduceSum(mul(broadcastInDim(both, [2, m, 2], [1, 2]), eyeMask(m)), [2]); // [2, m]
-    return reshape(swapped, count.shape);
+    return reshape(concatenate([y1, y2], 0), count.shape);
   }
   const flat = Array.from(count._buf);
   if (n % 2 !== 0) flat.push(0);
@@ -247,16 +229,6 @@ export function threefry2x32(keypair: Tensor, count: Tensor): Tensor {
   out.set(y1._concrete("threefry2x32"));
   out.set(y2._concrete("threefry2x32"), m);
   return Tensor._fromBuffer(count.shape, "uint32", out.slice(0, n));
-}
-
-/** [2, m, 2] mask selecting element [h, j, h]: turns [m, 2] (broadcast) into [2, m] after a sum. */
-function eyeMask(m: number): Tensor {
-  const buf = new Uint32Array(4 * m);
-  for (let j = 0; j < m; j++) {
-    buf[j * 2] = 1;
-    buf[2 * m + j * 2 + 1] = 1;
-  }
-  return Tensor._fromBuffer([2, m, 2], "uint32", buf);
 }
 
 /**

@@ -71,6 +71,16 @@ describe("threefry2x32 primitive", () => {
     expect(odd[0]).toBe(vals(a)[0]);
   });
 
+  it("random.threefry2x32 on a traced count (vmap) equals the eager result", () => {
+    const counts = u32([3, 4], [0, 1, 2, 3, 4, 5, 6, 7, 0xffffffff, 0, 9, 10]);
+    const k = keyOf([0x13198a2e, 0x03707344]);
+    const batched = vmap((c: Tensor) => random.threefry2x32(k, c))(counts);
+    for (let b = 0; b < 3; b++) {
+      const eager = random.threefry2x32(k, u32([4], vals(counts).slice(4 * b, 4 * b + 4)));
+      expect(vals(batched).slice(4 * b, 4 * b + 4)).toEqual(vals(eager));
+    }
+  });
+
   it("rejects bad operands with typed errors", () => {
     const a = u32([2], [1, 2]);
     expect(() => hashPrim(a, a, a, u32([3], [1, 2, 3]))).toThrow(ShapeError);

@@ -46,3 +46,10 @@ export {
 } from "./primitives/elementwise.js";
 export { argmax, argmin, reduceMax, reduceMin, reduceProd, reduceSum } from "./primitives/reduce.js";
 export { broadcastInDim, expandDims, reshape, squeeze, transpose } from "./primitives/structural.js";
+export { concatenate, dynamicSlice, dynamicUpdateSlice, gather, iota, pad, scatterAdd, slice } from "./primitives/indexing.js";
+export { cumsum } from "./primitives/cumsum.js";
+export { dotGeneral } from "./primitives/contract.js";
+export { convDimensionNumbers, convGeneralDilated, padtypeToPads } from "./primitives/conv.js";
+export { reduceWindow } from "./primitives/window.js";
+export { sort } from "./primitives/sort.js";
+export { bitcastConvertType } from "./primitives/random.js";

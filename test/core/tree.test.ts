@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ShapeError } from "../../src/core/errors.js";
 import { Tensor } from "../../src/core/tensor.js";
 import * as tree from "../../src/core/tree.js";
-import { arbTree, objectFromEntries, reorderKeys } from "../../src/testing/arbitraries-tree.js";
+import { arbTree, reorderKeys } from "../../src/testing/arbitraries-tree.js";
 
 /**
  * Deep equality that reads own properties through descriptors, so an own `__proto__` key compares as

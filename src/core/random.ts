@@ -14,7 +14,7 @@
  * and replacement, and `truncatedNormal`'s bounds, need concrete values.)
  */
 import { type DType, isFloat, isInteger } from "./dtype.js";
-import { DTypeError, fmtShape, ShapeError, TraceError, TsjaxError } from "./errors.js";
+import { DTypeError, fmtShape, ShapeError, TsjaxError } from "./errors.js";
 import {
   add,
   convertElementType,
@@ -208,13 +208,15 @@ export function threefry2x32(keypair: Tensor, count: Tensor): Tensor {
   const n = count.size;
   const [k1, k2] = keyWords(k);
   if (count instanceof Tracer || count._buf === null) {
-    if (n % 2 !== 0) throw new TraceError("a traced count must have an even size", "threefry2x32");
-    const m = n / 2;
-    const flat = reshape(count, [n]);
+    // An odd count gets one zero word appended, dropped again from the output (as JAX does).
+    const odd = n % 2;
+    const flat = odd ? concatenate([reshape(count, [n]), u32([1], [0])], 0) : reshape(count, [n]);
+    const m = (n + odd) / 2;
     const x1 = slice(flat, [0], [m]);
-    const x2 = slice(flat, [m], [n]);
+    const x2 = slice(flat, [m], [2 * m]);
     const [y1, y2] = hash2x32(broadcastInDim(k1, [m], []), broadcastInDim(k2, [m], []), x1, x2);
-    return reshape(concatenate([y1, y2], 0), count.shape);
+    const out = concatenate([y1, y2], 0);
+    return reshape(odd ? slice(out, [0], [n]) : out, count.shape);
   }
   const flat = Array.from(count._buf);
   if (n % 2 !== 0) flat.push(0);

@@ -79,6 +79,9 @@ describe("threefry2x32 primitive", () => {
       const eager = random.threefry2x32(k, u32([4], vals(counts).slice(4 * b, 4 * b + 4)));
       expect(vals(batched).slice(4 * b, 4 * b + 4)).toEqual(vals(eager));
     }
+    const odd = u32([2, 3], [1, 2, 3, 4, 5, 6]);
+    const batchedOdd = vmap((c: Tensor) => random.threefry2x32(k, c))(odd);
+    expect(vals(batchedOdd).slice(3)).toEqual(vals(random.threefry2x32(k, u32([3], [4, 5, 6]))));
   });
 
   it("rejects bad operands with typed errors", () => {
@@ -398,6 +401,13 @@ describe("composition with transforms", () => {
       [f32([], [1])],
     );
     expect(vals(dy)).toEqual(vals(z));
+    // Reparameterised uniform: d/dmaxval of uniform(k, 0, maxval) is the unit draw.
+    const [, du] = jvp(
+      (m: Tensor) => random.uniform(k, [4], "float32", 0, m),
+      [f32([], [2])],
+      [f32([], [1])],
+    );
+    expect(vals(du)).toEqual(vals(random.uniform(k, [4])));
   });
 });
 

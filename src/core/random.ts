@@ -586,10 +586,12 @@ export function permutation(key: Tensor, x: number | Tensor, axis = 0, independe
   if (x.ndim === 0) throw new ShapeError("x must be an array of rank >= 1 or an integer", "permutation");
   const ax = normalizeAxis(axis, x.ndim, "permutation");
   if (independent || x.ndim === 1) return shuffle(k, x, ax);
-  // One shared permutation: shuffle arange(n), then apply it to x by sorting x's slices by it.
-  const ind = shuffle(k, arange(x.shape[ax]!), 0);
-  const keysB = broadcastInDim(ind, x.shape, [ax]);
-  return sort([keysB, x], ax, 1)[1]!;
+  // One shared permutation, as JAX: ind = shuffle(arange(n)), then take(x, ind, axis).
+  // take(x, ind, axis) = sorting x by the inverse permutation, itself argsort(ind).
+  const n = x.shape[ax]!;
+  const ind = shuffle(k, arange(n), 0);
+  const inverse = sort([ind, arange(n)], 0, 1)[1]!;
+  return sort([broadcastInDim(inverse, x.shape, [ax]), x], ax, 1)[1]!;
 }
 
 function arange(n: number): Tensor {

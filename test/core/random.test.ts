@@ -329,6 +329,11 @@ describe("distributions", () => {
     );
     const x = f32([4, 2], [0, 1, 10, 11, 20, 21, 30, 31]);
     const y = rows(random.permutation(random.key(1), x));
+    // JAX: take(x, permutation(key, n), axis) with the same key.
+    const perm = vals(random.permutation(random.key(1), 4));
+    expect(y).toEqual(perm.map((i) => [10 * i, 10 * i + 1]));
+    const xt = f32([2, 4], [0, 1, 2, 3, 10, 11, 12, 13]);
+    expect(rows(random.permutation(random.key(1), xt, 1))).toEqual([perm, perm.map((i) => 10 + i)]);
     expect(y.map((r) => r[1]! - r[0]!)).toEqual([1, 1, 1, 1]);
     expect(y.map((r) => r[0]).sort((a, b) => a! - b!)).toEqual([0, 10, 20, 30]);
     const ind = rows(random.permutation(random.key(1), x, 1, true));

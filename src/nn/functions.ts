@@ -2,11 +2,11 @@
  * `jax.nn` activation and normalisation functions, written with `np` and `lax` so that every
  * transform sees through them.
  */
-import { type DType, checkDType } from "../core/dtype.js";
+import { checkDType, type DType } from "../core/dtype.js";
 import { ConfigError } from "../core/errors.js";
-import * as np from "../core/numpy/index.js";
-import type { ArrayLike } from "../core/numpy/index.js";
 import { toFloat } from "../core/numpy/elementwise.js";
+import type { ArrayLike } from "../core/numpy/index.js";
+import * as np from "../core/numpy/index.js";
 import { logistic, stopGradient } from "../core/primitives/elementwise.js";
 import { normalizeAxes } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
@@ -154,7 +154,8 @@ export function logsumexp(x: ArrayLike, axis?: Axis | null, keepdims = false): T
  * ```
  */
 export function oneHot(labels: ArrayLike, numClasses: number, dtype: DType = "float32"): Tensor {
-  if (!Number.isInteger(numClasses) || numClasses < 0) throw new ConfigError(`numClasses must be a non-negative integer, got ${numClasses}`, "oneHot");
+  if (!Number.isInteger(numClasses) || numClasses < 0)
+    throw new ConfigError(`numClasses must be a non-negative integer, got ${numClasses}`, "oneHot");
   checkDType(dtype, "oneHot");
   const l = np.asarray(labels);
   const eq = np.equal(np.expandDims(l, -1), np.arange(0, numClasses, 1, "int32"));
@@ -181,6 +182,7 @@ export function standardize(x: ArrayLike, axis: Axis = -1, opts: StandardizeOpti
   const ax = axis as number[];
   const mean = opts.mean ?? np.mean(t, ax, { keepdims: true });
   // E[x²] - E[x]², as jax.nn.standardize computes it.
-  const variance = opts.variance ?? np.subtract(np.mean(np.square(t), ax, { keepdims: true }), np.square(mean));
+  const variance =
+    opts.variance ?? np.subtract(np.mean(np.square(t), ax, { keepdims: true }), np.square(mean));
   return np.multiply(np.subtract(t, mean), np.rsqrt(np.add(variance, opts.epsilon ?? 1e-5)));
 }

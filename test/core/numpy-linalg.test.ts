@@ -18,12 +18,17 @@ function rng(seed: number): () => number {
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 function rand(shape: readonly number[], seed: number): Tensor {
   const r = rng(seed);
-  return Tensor._fromBuffer([...shape], "float64", Float64Array.from({ length: size(shape) }, () => 2 * r() - 1));
+  return Tensor._fromBuffer(
+    [...shape],
+    "float64",
+    Float64Array.from({ length: size(shape) }, () => 2 * r() - 1),
+  );
 }
 function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number) {
   expect(actual.length).toBe(expected.length);
   for (let i = 0; i < expected.length; i++) {
-    if (!(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!)))) throw new Error(`element ${i}: got ${actual[i]}, expected ${expected[i]}`);
+    if (!(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!))))
+      throw new Error(`element ${i}: got ${actual[i]}, expected ${expected[i]}`);
   }
 }
 function unravel(i: number, shape: readonly number[]): number[] {
@@ -60,7 +65,8 @@ function matmulOracle(a: Tensor, b: Tensor): { shape: number[]; data: Float64Arr
     const bi = idx.slice(0, n);
     const [r, c] = idx.slice(n) as [number, number];
     let s = 0;
-    for (let j = 0; j < k; j++) s += get(a, [...bi.slice(n - ba.length), r, j]) * get(b, [...bi.slice(n - bb.length), j, c]);
+    for (let j = 0; j < k; j++)
+      s += get(a, [...bi.slice(n - ba.length), r, j]) * get(b, [...bi.slice(n - bb.length), j, c]);
     return s;
   });
   return { shape, data };
@@ -68,11 +74,21 @@ function matmulOracle(a: Tensor, b: Tensor): { shape: number[]; data: Float64Arr
 
 const batchArb = fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 2 });
 /** Two batch shapes that broadcast: drop leading axes and set some to 1. */
-const mmArb = fc.tuple(batchArb, fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer(), fc.boolean(), fc.boolean()).map(([batch, m, k, p, seed, dropA, oneB]) => {
-  const sa = [...(dropA ? batch.slice(1) : batch), m, k];
-  const sb = [...batch.map((d, i) => (oneB && i === 0 ? 1 : d)), k, p];
-  return { sa, sb, seed };
-});
+const mmArb = fc
+  .tuple(
+    batchArb,
+    fc.integer({ min: 0, max: 3 }),
+    fc.integer({ min: 0, max: 3 }),
+    fc.integer({ min: 0, max: 3 }),
+    fc.integer(),
+    fc.boolean(),
+    fc.boolean(),
+  )
+  .map(([batch, m, k, p, seed, dropA, oneB]) => {
+    const sa = [...(dropA ? batch.slice(1) : batch), m, k];
+    const sb = [...batch.map((d, i) => (oneB && i === 0 ? 1 : d)), k, p];
+    return { sa, sb, seed };
+  });
 
 describe("matmul", () => {
   it("batch broadcasting vs a float64 oracle (incl. size-0 axes)", () => {
@@ -105,7 +121,9 @@ describe("matmul", () => {
     expect(np.matmul(np.ones([5, 2, 3]), np.ones([3])).shape).toEqual([5, 2]);
     expect(np.matmul(np.ones([3]), np.ones([5, 3, 2])).shape).toEqual([5, 2]);
     expect(() => np.matmul(np.ones([2, 3]), np.ones([4, 2]))).toThrow(ShapeError);
-    expect(() => np.matmul(np.ones([2, 2, 3]), np.ones([3, 3, 2]))).toThrow(/matmul: shapes \[2\] and \[3\] cannot broadcast/);
+    expect(() => np.matmul(np.ones([2, 2, 3]), np.ones([3, 3, 2]))).toThrow(
+      /matmul: shapes \[2\] and \[3\] cannot broadcast/,
+    );
     expect(() => np.matmul(1, np.ones([2]))).toThrow(ShapeError);
     expect(np.matmul(np.array([[1]], "int32"), np.array([[2.5]])).dtype).toBe("float32");
   });
@@ -131,9 +149,20 @@ describe("dot, vdot, outer, tensordot", () => {
     expect(t.shape).toEqual([2, 5]);
     const flat = matmulOracle(np.reshape(c, [2, 12]), np.reshape(d, [12, 5]));
     expectClose(t.data(), flat.data, 1e-14);
-    expectClose(np.tensordot(c, d, [[1, 2], [0, 1]]).data(), flat.data, 1e-14);
+    expectClose(
+      np
+        .tensordot(c, d, [
+          [1, 2],
+          [0, 1],
+        ])
+        .data(),
+      flat.data,
+      1e-14,
+    );
     expect(() => np.tensordot(c, d, [[0], [0]])).toThrow(ShapeError);
-    expect(() => np.dot(np.ones([2, 3]), np.ones([2, 3]))).toThrow(/dot: shapes \[2,3\] and \[2,3\] not aligned/);
+    expect(() => np.dot(np.ones([2, 3]), np.ones([2, 3]))).toThrow(
+      /dot: shapes \[2,3\] and \[2,3\] not aligned/,
+    );
   });
 });
 
@@ -151,10 +180,18 @@ describe("einsum", () => {
     ["ij->ji", () => np.einsum("ij->ji", a), () => np.transpose(a)],
     ["ij->", () => np.einsum("ij->", a), () => np.sum(a)],
     ["ij->j", () => np.einsum("ij->j", a), () => np.sum(a, 0)],
-    ["ii->i", () => np.einsum("ii->i", rand([3, 3], 6)), () => np.sum(np.multiply(rand([3, 3], 6), np.eye(3)), 1)],
+    [
+      "ii->i",
+      () => np.einsum("ii->i", rand([3, 3], 6)),
+      () => np.sum(np.multiply(rand([3, 3], 6), np.eye(3)), 1),
+    ],
     ["ii", () => np.einsum("ii", rand([3, 3], 6)), () => np.sum(np.multiply(rand([3, 3], 6), np.eye(3)))],
     ["i,j->ij", () => np.einsum("i,j->ij", v, v), () => np.outer(v, v)],
-    ["ij,jk,kl->il", () => np.einsum("ij,jk,kl->il", a, b, rand([4, 2], 7)), () => np.matmul(np.matmul(a, b), rand([4, 2], 7))],
+    [
+      "ij,jk,kl->il",
+      () => np.einsum("ij,jk,kl->il", a, b, rand([4, 2], 7)),
+      () => np.matmul(np.matmul(a, b), rand([4, 2], 7)),
+    ],
     ["bij,jk->bki", () => np.einsum("bij,jk->bki", batchA, b), () => np.swapaxes(np.matmul(batchA, b), 1, 2)],
   ])("%s", (_name, f, g) => {
     const y = (f as () => Tensor)();

@@ -40,7 +40,12 @@ function ravelIdx(idx: readonly number[], shape: readonly number[]): number {
 /** Element of `buf` (shape `s`) read at output index `idx` under right-aligned broadcasting. */
 function at(buf: ArrayLike<number>, s: readonly number[], idx: readonly number[]): number {
   const off = idx.length - s.length;
-  return buf[ravelIdx(s.map((d, k) => (d === 1 ? 0 : idx[k + off]!)), s)]!;
+  return buf[
+    ravelIdx(
+      s.map((d, k) => (d === 1 ? 0 : idx[k + off]!)),
+      s,
+    )
+  ]!;
 }
 function bshape(a: readonly number[], b: readonly number[]): number[] {
   const n = Math.max(a.length, b.length);
@@ -61,7 +66,8 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rto
       if (Number.isNaN(e)) expect(a).toBeNaN();
       continue;
     }
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) throw new Error(`element ${i}: got ${a}, expected ${e}`);
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e)))
+      throw new Error(`element ${i}: got ${a}, expected ${e}`);
   }
 }
 
@@ -70,7 +76,10 @@ const shapeArb = fc.array(dimArb, { maxLength: 3 });
 /** A shape that broadcasts to `out`: some leading axes dropped, some set to 1. */
 const derivedArb = (out: number[]) =>
   fc
-    .tuple(fc.integer({ min: 0, max: out.length }), fc.array(fc.boolean(), { minLength: out.length, maxLength: out.length }))
+    .tuple(
+      fc.integer({ min: 0, max: out.length }),
+      fc.array(fc.boolean(), { minLength: out.length, maxLength: out.length }),
+    )
     .map(([drop, ones]) => out.slice(drop).map((d, i) => (ones[i + drop] ? 1 : d)));
 const pairArb = shapeArb.chain((out) => fc.tuple(derivedArb(out), derivedArb(out), fc.integer()));
 const runs = { numRuns: 60 };
@@ -78,7 +87,11 @@ const runs = { numRuns: 60 };
 // erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), independent of the library's series.
 function erfAS(x: number): number {
   const t = 1 / (1 + 0.3275911 * Math.abs(x));
-  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  const y =
+    1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
+      t *
+      Math.exp(-x * x);
   return Math.sign(x) * y;
 }
 function roundHalfEven(v: number): number {
@@ -91,7 +104,10 @@ function roundHalfEven(v: number): number {
 
 describe("creation", () => {
   it("array infers shape and dtype; JS numbers default to float32", () => {
-    const x = np.array([[1, 2, 3], [4, 5, 6]]);
+    const x = np.array([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(x.shape).toEqual([2, 3]);
     expect(x.dtype).toBe("float32");
     expect(x.weakType).toBe(false);
@@ -106,7 +122,9 @@ describe("creation", () => {
 
   it("ragged nested arrays raise ShapeError naming the path", () => {
     expect(() => np.array([[1, 2], [3]])).toThrow(ShapeError);
-    expect(() => np.array([[1, 2], [3]])).toThrow(/array: ragged nested array: x\[1\] has length 1, expected length 2/);
+    expect(() => np.array([[1, 2], [3]])).toThrow(
+      /array: ragged nested array: x\[1\] has length 1, expected length 2/,
+    );
     expect(() => np.array([[1, 2], 3] as never)).toThrow(ShapeError);
     expect(() => np.array([1, [2]] as never)).toThrow(ShapeError);
   });
@@ -183,9 +201,15 @@ describe("promotion", () => {
 
 describe("broadcasting errors", () => {
   it("names the op, both shapes and the argument", () => {
-    expect(() => np.add(np.zeros([2, 3]), np.zeros([4]))).toThrow(new ShapeError("shapes [2,3] and [4] cannot broadcast (argument 1)", "add"));
-    expect(() => np.add(np.zeros([2, 3]), np.zeros([4]))).toThrow("add: shapes [2,3] and [4] cannot broadcast (argument 1)");
-    expect(() => np.where(true, np.zeros([2]), np.zeros([3]))).toThrow(/where: shapes \[2\] and \[3\] cannot broadcast \(argument 2\)/);
+    expect(() => np.add(np.zeros([2, 3]), np.zeros([4]))).toThrow(
+      new ShapeError("shapes [2,3] and [4] cannot broadcast (argument 1)", "add"),
+    );
+    expect(() => np.add(np.zeros([2, 3]), np.zeros([4]))).toThrow(
+      "add: shapes [2,3] and [4] cannot broadcast (argument 1)",
+    );
+    expect(() => np.where(true, np.zeros([2]), np.zeros([3]))).toThrow(
+      /where: shapes \[2\] and \[3\] cannot broadcast \(argument 2\)/,
+    );
     expect(() => np.broadcastTo(np.zeros([3]), [2, 2])).toThrow(ShapeError);
     expect(() => np.broadcastTo(np.zeros([2, 3]), [3])).toThrow(ShapeError);
   });
@@ -219,7 +243,9 @@ describe("binary elementwise vs float64 oracle (random broadcastable shapes)", (
           const [lo, hi] = range ?? [-3, 3];
           const a = data(sa, seed, lo, hi);
           // Round some values so that ties and equalities occur.
-          const b = data(sb, seed + 1, lo, hi).map((v, i) => (i % 3 === 0 ? a[i % Math.max(a.length, 1)] ?? v : v));
+          const b = data(sb, seed + 1, lo, hi).map((v, i) =>
+            i % 3 === 0 ? (a[i % Math.max(a.length, 1)] ?? v) : v,
+          );
           const y = f(f64(sa, a), f64(sb, b));
           const out = bshape(sa, sb);
           expect(y.shape).toEqual(out);
@@ -238,7 +264,10 @@ describe("binary elementwise vs float64 oracle (random broadcastable shapes)", (
       fc.property(pairArb, ([sa, sb, seed]) => {
         const a = Float32Array.from(data(sa, seed));
         const b = Float32Array.from(data(sb, seed + 1));
-        const y = np.multiply(Tensor._fromBuffer(sa, "float32", a), np.add(Tensor._fromBuffer(sb, "float32", b), 1.5));
+        const y = np.multiply(
+          Tensor._fromBuffer(sa, "float32", a),
+          np.add(Tensor._fromBuffer(sb, "float32", b), 1.5),
+        );
         expect(y.dtype).toBe("float32");
         const out = bshape(sa, sb);
         const exp = Float64Array.from({ length: size(out) }, (_, i) => {
@@ -321,7 +350,10 @@ describe("unary elementwise vs float64 oracle", () => {
     expect(np.isnan(np.array([1], "int32")).toArray()).toEqual([false]);
   });
   it("logaddexp is stable and handles infinities", () => {
-    const y = np.logaddexp(np.array([1000, -1000, -Infinity, Infinity], "float64"), np.array([1000, -1000, -Infinity, 3], "float64"));
+    const y = np.logaddexp(
+      np.array([1000, -1000, -Infinity, Infinity], "float64"),
+      np.array([1000, -1000, -Infinity, 3], "float64"),
+    );
     expectClose(y.data(), [1000 + Math.LN2, -1000 + Math.LN2, -Infinity, Infinity], 1e-14);
   });
 });
@@ -334,9 +366,13 @@ const axesArb = (rank: number): fc.Arbitrary<number | number[] | null | undefine
     fc.constant(undefined),
     fc.constant(null),
     ...(rank > 0 ? [fc.integer({ min: -rank, max: rank - 1 })] : []),
-    fc.subarray(Array.from({ length: rank }, (_, i) => i)).chain((ax) => fc.tuple(...ax.map((a) => fc.constantFrom(a, a - rank)))),
+    fc
+      .subarray(Array.from({ length: rank }, (_, i) => i))
+      .chain((ax) => fc.tuple(...ax.map((a) => fc.constantFrom(a, a - rank)))),
   );
-const reduceCase = shapeArb.chain((s) => fc.tuple(fc.constant(s), axesArb(s.length), fc.boolean(), fc.integer()));
+const reduceCase = shapeArb.chain((s) =>
+  fc.tuple(fc.constant(s), axesArb(s.length), fc.boolean(), fc.integer()),
+);
 
 function normAxes(axis: number | number[] | null | undefined, rank: number): number[] {
   if (axis == null) return Array.from({ length: rank }, (_, i) => i);
@@ -355,7 +391,12 @@ function groups(a: Float64Array, s: readonly number[], axes: number[], keepdims:
   return { outShape, g };
 }
 
-type Red = [string, (x: Tensor, axis: never, opts: { keepdims: boolean }) => Tensor, (v: number[]) => number, boolean?];
+type Red = [
+  string,
+  (x: Tensor, axis: never, opts: { keepdims: boolean }) => Tensor,
+  (v: number[]) => number,
+  boolean?,
+];
 const reductions: Red[] = [
   ["sum", np.sum as never, (v) => v.reduce((p, q) => p + q, 0)],
   ["prod", np.prod as never, (v) => v.reduce((p, q) => p * q, 1)],
@@ -378,8 +419,16 @@ const reductions: Red[] = [
       return Math.sqrt(v.reduce((p, q) => p + (q - m) ** 2, 0) / (v.length - 1));
     },
   ],
-  ["all", ((x: Tensor, a: never, o: never) => np.all(np.greater(x, -2), a, o)) as never, (v) => +v.every((q) => q > -2)],
-  ["any", ((x: Tensor, a: never, o: never) => np.any(np.greater(x, 2), a, o)) as never, (v) => +v.some((q) => q > 2)],
+  [
+    "all",
+    ((x: Tensor, a: never, o: never) => np.all(np.greater(x, -2), a, o)) as never,
+    (v) => +v.every((q) => q > -2),
+  ],
+  [
+    "any",
+    ((x: Tensor, a: never, o: never) => np.any(np.greater(x, 2), a, o)) as never,
+    (v) => +v.some((q) => q > 2),
+  ],
 ];
 
 describe("reductions over random axis sets with keepdims", () => {
@@ -405,26 +454,48 @@ describe("reductions over random axis sets with keepdims", () => {
   }
   it("argmax / argmin along an axis and flattened", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }), fc.integer(), fc.boolean(), (s, seed, flat) => {
-        const a = data(s, seed).map((v) => Math.round(v)); // ties: the first index wins
-        const x = f64(s, a);
-        const axis = flat ? undefined : seed % s.length;
-        for (const [f, pick] of [
-          [np.argmax, (v: number[]) => v.indexOf(Math.max(...v))],
-          [np.argmin, (v: number[]) => v.indexOf(Math.min(...v))],
-        ] as const) {
-          const y = f(x, axis);
-          const { g } = groups(a, s, normAxes(axis, s.length), false);
-          expect(y.dtype).toBe("int32");
-          expect(Array.from(y.data())).toEqual(g.map(pick));
-        }
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }),
+        fc.integer(),
+        fc.boolean(),
+        (s, seed, flat) => {
+          const a = data(s, seed).map((v) => Math.round(v)); // ties: the first index wins
+          const x = f64(s, a);
+          const axis = flat ? undefined : seed % s.length;
+          for (const [f, pick] of [
+            [np.argmax, (v: number[]) => v.indexOf(Math.max(...v))],
+            [np.argmin, (v: number[]) => v.indexOf(Math.min(...v))],
+          ] as const) {
+            const y = f(x, axis);
+            const { g } = groups(a, s, normAxes(axis, s.length), false);
+            expect(y.dtype).toBe("int32");
+            expect(Array.from(y.data())).toEqual(g.map(pick));
+          }
+        },
+      ),
       runs,
     );
   });
   it("cumsum along an axis and flattened; sums of bools are int32", () => {
-    expect(np.cumsum([[1, 2], [3, 4]]).toArray()).toEqual([1, 3, 6, 10]);
-    expect(np.cumsum([[1, 2], [3, 4]], -2).toArray()).toEqual([
+    expect(
+      np
+        .cumsum([
+          [1, 2],
+          [3, 4],
+        ])
+        .toArray(),
+    ).toEqual([1, 3, 6, 10]);
+    expect(
+      np
+        .cumsum(
+          [
+            [1, 2],
+            [3, 4],
+          ],
+          -2,
+        )
+        .toArray(),
+    ).toEqual([
       [1, 2],
       [4, 6],
     ]);
@@ -436,7 +507,9 @@ describe("reductions over random axis sets with keepdims", () => {
   });
   it("bad axes raise", () => {
     expect(() => np.sum(np.zeros([2, 3]), 2)).toThrow(ShapeError);
-    expect(() => np.sum(np.zeros([2, 3]), -3)).toThrow(/sum: axis -3 is out of bounds for an array of rank 2/);
+    expect(() => np.sum(np.zeros([2, 3]), -3)).toThrow(
+      /sum: axis -3 is out of bounds for an array of rank 2/,
+    );
     expect(() => np.sum(np.zeros([2, 3]), [0, -2])).toThrow(/repeated axis/);
     expect(() => np.argmax(np.zeros([0]))).toThrow(ShapeError);
   });
@@ -463,7 +536,9 @@ describe("shape functions", () => {
       }),
       runs,
     );
-    expect(() => np.reshape(np.zeros([6]), [-1, -1])).toThrow(/reshape: can only specify one unknown dimension/);
+    expect(() => np.reshape(np.zeros([6]), [-1, -1])).toThrow(
+      /reshape: can only specify one unknown dimension/,
+    );
     expect(() => np.reshape(np.zeros([6]), [4, -1])).toThrow(ShapeError);
     expect(() => np.reshape(np.zeros([6]), [4])).toThrow(/cannot reshape \[6\] \(size 6\) into \[4\]/);
     expect(np.reshape(np.zeros([2, 3]), [3, -1]).shape).toEqual([3, 2]);
@@ -473,7 +548,16 @@ describe("shape functions", () => {
   it("transpose, moveaxis, swapaxes vs an index oracle", () => {
     fc.assert(
       fc.property(
-        shapeArb.chain((s) => fc.tuple(fc.constant(s), fc.shuffledSubarray(s.map((_, i) => i), { minLength: s.length, maxLength: s.length }), fc.integer())),
+        shapeArb.chain((s) =>
+          fc.tuple(
+            fc.constant(s),
+            fc.shuffledSubarray(
+              s.map((_, i) => i),
+              { minLength: s.length, maxLength: s.length },
+            ),
+            fc.integer(),
+          ),
+        ),
         ([s, perm, seed]) => {
           const a = data(s, seed);
           const y = np.transpose(f64(s, a), perm);
@@ -516,16 +600,23 @@ describe("shape functions", () => {
 
   it("concatenate, stack and split round-trip", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer(), (s, k, seed) => {
-        const axis = Math.abs(seed) % s.length;
-        const parts = Array.from({ length: k }, (_, i) => f64(s, data(s, seed + i)));
-        const c = np.concatenate(parts, axis - s.length);
-        expect(c.shape).toEqual(s.map((d, i) => (i === axis ? d * k : d)));
-        const back = np.split(c, k, axis);
-        back.forEach((p, i) => expect(p.data()).toEqual(parts[i]!.data()));
-        const st = np.stack(parts, axis);
-        expect(np.split(st, k, axis).map((p) => np.squeeze(p, axis).data())).toEqual(parts.map((p) => p.data()));
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 3 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer(),
+        (s, k, seed) => {
+          const axis = Math.abs(seed) % s.length;
+          const parts = Array.from({ length: k }, (_, i) => f64(s, data(s, seed + i)));
+          const c = np.concatenate(parts, axis - s.length);
+          expect(c.shape).toEqual(s.map((d, i) => (i === axis ? d * k : d)));
+          const back = np.split(c, k, axis);
+          back.forEach((p, i) => expect(p.data()).toEqual(parts[i]!.data()));
+          const st = np.stack(parts, axis);
+          expect(np.split(st, k, axis).map((p) => np.squeeze(p, axis).data())).toEqual(
+            parts.map((p) => p.data()),
+          );
+        },
+      ),
       runs,
     );
     expect(np.split(np.arange(5), [1, 3]).map((t) => t.toArray())).toEqual([[0], [1, 2], [3, 4]]);
@@ -550,7 +641,18 @@ describe("shape functions", () => {
     expect(np.takeAlongAxis(x, np.argmax(x, 0, { keepdims: true }), 0).toArray()).toEqual([[4, 5, 6]]);
     expect(np.takeAlongAxis(x, np.array([[1, 0, 1]], "int32"), 0).toArray()).toEqual([[4, 2, 6]]);
     expect(np.pad([1, 2], [1, 2]).toArray()).toEqual([0, 1, 2, 0, 0]);
-    expect(np.pad(x, [[0, 1], [1, 0]], { constantValue: 9 }).toArray()).toEqual([
+    expect(
+      np
+        .pad(
+          x,
+          [
+            [0, 1],
+            [1, 0],
+          ],
+          { constantValue: 9 },
+        )
+        .toArray(),
+    ).toEqual([
       [9, 1, 2, 3],
       [9, 4, 5, 6],
       [9, 9, 9, 9],

@@ -24,13 +24,20 @@ const f64 = (shape: readonly number[], buf: Float64Array) => Tensor._fromBuffer(
 function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number) {
   expect(actual.length).toBe(expected.length);
   for (let i = 0; i < expected.length; i++) {
-    if (!(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!)))) throw new Error(`element ${i}: got ${actual[i]}, expected ${expected[i]}`);
+    if (!(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!))))
+      throw new Error(`element ${i}: got ${actual[i]}, expected ${expected[i]}`);
   }
 }
 // erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
 function erfAS(x: number): number {
   const t = 1 / (1 + 0.3275911 * Math.abs(x));
-  return Math.sign(x) * (1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x));
+  return (
+    Math.sign(x) *
+    (1 -
+      ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
+        t *
+        Math.exp(-x * x))
+  );
 }
 const sig = (x: number) => 1 / (1 + Math.exp(-x));
 
@@ -39,7 +46,11 @@ const shapeArb = fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 3 });
 const elementwise: [string, (x: Tensor) => Tensor, (x: number) => number, number?][] = [
   ["relu", nn.relu, (x) => Math.max(x, 0)],
   ["relu6", nn.relu6, (x) => Math.min(Math.max(x, 0), 6)],
-  ["gelu (tanh)", (x) => nn.gelu(x), (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)))],
+  [
+    "gelu (tanh)",
+    (x) => nn.gelu(x),
+    (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+  ],
   ["gelu (exact)", (x) => nn.gelu(x, false), (x) => 0.5 * x * (1 + erfAS(x / Math.SQRT2)), 1e-6],
   ["sigmoid", nn.sigmoid, sig],
   ["softplus", nn.softplus, (x) => Math.log(1 + Math.exp(x))],
@@ -94,14 +105,24 @@ function softmaxOracle(a: Float64Array, s: number[], axis: number, log: boolean)
       for (let k = 0; k < n; k++) m = Math.max(m, a[at(k)]!);
       let z = 0;
       for (let k = 0; k < n; k++) z += Math.exp(a[at(k)]! - m);
-      for (let k = 0; k < n; k++) out[at(k)] = log ? a[at(k)]! - m - Math.log(z) : Math.exp(a[at(k)]! - m) / z;
+      for (let k = 0; k < n; k++)
+        out[at(k)] = log ? a[at(k)]! - m - Math.log(z) : Math.exp(a[at(k)]! - m) / z;
     }
   }
   return out;
 }
 
 describe("softmax, logSoftmax, logsumexp", () => {
-  const caseArb = fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }).chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length, max: s.length - 1 }), fc.integer(), fc.constantFrom(1, 1000)));
+  const caseArb = fc
+    .array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 })
+    .chain((s) =>
+      fc.tuple(
+        fc.constant(s),
+        fc.integer({ min: -s.length, max: s.length - 1 }),
+        fc.integer(),
+        fc.constantFrom(1, 1000),
+      ),
+    );
   it("match the oracle on any axis, for logits near 0 and near 1000", () => {
     fc.assert(
       fc.property(caseArb, ([s, axis, seed, offset]) => {
@@ -161,14 +182,18 @@ describe("oneHot and standardize", () => {
   });
   it("standardize", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 2, max: 4 }), { minLength: 1, maxLength: 3 }), fc.integer(), (s, seed) => {
-        const a = data(s, seed);
-        const y = nn.standardize(f64(s, a), -1, { epsilon: 0 });
-        const m = np.mean(y, -1);
-        const v = np.var(y, -1);
-        expectClose(m.data(), new Float64Array(m.size), 1e-12);
-        expectClose(v.data(), new Float64Array(v.size).fill(1), 1e-10);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 2, max: 4 }), { minLength: 1, maxLength: 3 }),
+        fc.integer(),
+        (s, seed) => {
+          const a = data(s, seed);
+          const y = nn.standardize(f64(s, a), -1, { epsilon: 0 });
+          const m = np.mean(y, -1);
+          const v = np.var(y, -1);
+          expectClose(m.data(), new Float64Array(m.size), 1e-12);
+          expectClose(v.data(), new Float64Array(v.size).fill(1), 1e-10);
+        },
+      ),
       { numRuns: 40 },
     );
   });

@@ -3,11 +3,11 @@
  * arrays) into tensors. Creation functions return concrete constants, which transforms treat as
  * constants as well.
  */
-import { type DType, type TypedArray, checkDType, fromValues, numberDType } from "../dtype.js";
-import { ConfigError, ShapeError, fmtShape } from "../errors.js";
+import { checkDType, type DType, fromValues, numberDType, type TypedArray } from "../dtype.js";
+import { ConfigError, fmtShape, ShapeError } from "../errors.js";
 import { convertElementType } from "../primitives/elementwise.js";
 import { scalar } from "../primitives/util.js";
-import { type Shape, checkShape } from "../shape.js";
+import { checkShape, type Shape } from "../shape.js";
 import { type NestedArray, Tensor } from "../tensor.js";
 
 /** What `np` accepts wherever an array is expected. */
@@ -20,7 +20,13 @@ export const uint32 = "uint32" as const;
 export const bool = "bool" as const;
 
 function isTypedArray(x: unknown): x is TypedArray {
-  return x instanceof Float32Array || x instanceof Float64Array || x instanceof Int32Array || x instanceof Uint32Array || x instanceof Uint8Array;
+  return (
+    x instanceof Float32Array ||
+    x instanceof Float64Array ||
+    x instanceof Int32Array ||
+    x instanceof Uint32Array ||
+    x instanceof Uint8Array
+  );
 }
 
 function typedArrayDType(x: TypedArray): DType {
@@ -42,8 +48,13 @@ function nestedShape(x: NestedArray, op: string): number[] {
   }
   const check = (v: NestedArray, dim: number, path: string): void => {
     if (dim === shape.length) {
-      if (Array.isArray(v)) throw new ShapeError(`ragged nested array: ${path} is a list, expected a scalar for shape ${fmtShape(shape)}`, op);
-      if (typeof v !== "number" && typeof v !== "boolean") throw new ShapeError(`${path} is ${String(v)}, expected a number or boolean`, op);
+      if (Array.isArray(v))
+        throw new ShapeError(
+          `ragged nested array: ${path} is a list, expected a scalar for shape ${fmtShape(shape)}`,
+          op,
+        );
+      if (typeof v !== "number" && typeof v !== "boolean")
+        throw new ShapeError(`${path} is ${String(v)}, expected a number or boolean`, op);
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[dim]) {
@@ -131,7 +142,8 @@ function toShape(shape: number | Shape, op: string): number[] {
  */
 export function full(shape: number | Shape, value: number | boolean, dtype?: DType): Tensor {
   const s = toShape(shape, "full");
-  const d = dtype === undefined ? (typeof value === "boolean" ? "bool" : "float32") : checkDType(dtype, "full");
+  const d =
+    dtype === undefined ? (typeof value === "boolean" ? "bool" : "float32") : checkDType(dtype, "full");
   const t = Tensor._zeros(s, d);
   t._buf!.fill(fromValues(d, [Number(value)])[0]!);
   return t;
@@ -192,8 +204,14 @@ export function arange(start: number, stop?: number, step = 1, dtype?: DType): T
     stop = start;
     start = 0;
   }
-  if (step === 0 || !Number.isFinite(step)) throw new ConfigError(`step must be a finite non-zero number, got ${step}`, "arange");
-  const d = dtype === undefined ? ([start, stop, step].every(Number.isInteger) ? "int32" : "float32") : checkDType(dtype, "arange");
+  if (step === 0 || !Number.isFinite(step))
+    throw new ConfigError(`step must be a finite non-zero number, got ${step}`, "arange");
+  const d =
+    dtype === undefined
+      ? [start, stop, step].every(Number.isInteger)
+        ? "int32"
+        : "float32"
+      : checkDType(dtype, "arange");
   const n = Math.max(0, Math.ceil((stop - start) / step));
   const vals = new Float64Array(n);
   for (let i = 0; i < n; i++) vals[i] = start + i * step;
@@ -208,8 +226,15 @@ export function arange(start: number, stop?: number, step = 1, dtype?: DType): T
  * np.linspace(0, 1, 3).toArray(); // [0, 0.5, 1]
  * ```
  */
-export function linspace(start: number, stop: number, num = 50, endpoint = true, dtype: DType = "float32"): Tensor {
-  if (!Number.isInteger(num) || num < 0) throw new ConfigError(`num must be a non-negative integer, got ${num}`, "linspace");
+export function linspace(
+  start: number,
+  stop: number,
+  num = 50,
+  endpoint = true,
+  dtype: DType = "float32",
+): Tensor {
+  if (!Number.isInteger(num) || num < 0)
+    throw new ConfigError(`num must be a non-negative integer, got ${num}`, "linspace");
   checkDType(dtype, "linspace");
   const div = endpoint ? num - 1 : num;
   const step = div > 0 ? (stop - start) / div : 0;

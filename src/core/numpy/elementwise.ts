@@ -7,21 +7,29 @@ import { DTypeError } from "../errors.js";
 import * as lax from "../primitives/elementwise.js";
 import { broadcastInDim } from "../primitives/structural.js";
 import { scalar } from "../primitives/util.js";
-import { type Shape, broadcastShapes, shapesEqual } from "../shape.js";
-import { Tensor, avalToString } from "../tensor.js";
+import { broadcastShapes, type Shape, shapesEqual } from "../shape.js";
+import { avalToString, type Tensor } from "../tensor.js";
 import { type ArrayLike, toTensor } from "./creation.js";
 
 /** @internal Broadcasts `x` to `shape` (trailing alignment), without validation beyond lax's. */
 export function broadcastToShape(x: Tensor, shape: Shape): Tensor {
   if (shapesEqual(x.shape, shape)) return x;
   const off = shape.length - x.ndim;
-  return broadcastInDim(x, shape, x.shape.map((_, i) => i + off));
+  return broadcastInDim(
+    x,
+    shape,
+    x.shape.map((_, i) => i + off),
+  );
 }
 
 /** @internal Converts operands to their promoted dtype (JS numbers become constants of that dtype). */
 export function promoteOnly(op: string, args: readonly ArrayLike[]): Tensor[] {
   const ts = args.map((a) => (typeof a === "number" ? null : toTensor(a, op)));
-  const inputs = args.map((a, i) => (ts[i] === null ? { dtype: numberDType(a as number), weak: true } : { dtype: ts[i]!.dtype, weak: ts[i]!.weakType }));
+  const inputs = args.map((a, i) =>
+    ts[i] === null
+      ? { dtype: numberDType(a as number), weak: true }
+      : { dtype: ts[i]!.dtype, weak: ts[i]!.weakType },
+  );
   const { dtype, weak } = promoteTypes(inputs);
   return args.map((a, i) => {
     const t = ts[i];
@@ -47,7 +55,10 @@ function zerosAs(t: Tensor): Tensor {
   return lax.scalarLike(0, t);
 }
 
-const floatUnary = (op: string, f: (t: Tensor) => Tensor) => (x: ArrayLike): Tensor => f(toFloat(x, op));
+const floatUnary =
+  (op: string, f: (t: Tensor) => Tensor) =>
+  (x: ArrayLike): Tensor =>
+    f(toFloat(x, op));
 
 /** `x + y`, broadcasting and promoting. @example `np.add([1, 2], 1)` */
 export const add = (x: ArrayLike, y: ArrayLike): Tensor => {
@@ -158,10 +169,12 @@ export const sign = (x: ArrayLike): Tensor => {
   const t = toTensor(x, "sign");
   return t.dtype === "bool" ? t : lax.sign(t);
 };
-const roundLike = (op: string, f: (t: Tensor) => Tensor) => (x: ArrayLike): Tensor => {
-  const t = toTensor(x, op);
-  return isFloat(t.dtype) ? f(t) : t;
-};
+const roundLike =
+  (op: string, f: (t: Tensor) => Tensor) =>
+  (x: ArrayLike): Tensor => {
+    const t = toTensor(x, op);
+    return isFloat(t.dtype) ? f(t) : t;
+  };
 /** Rounds toward −∞ (integers unchanged). @example `np.floor(1.5)` */
 export const floor = roundLike("floor", lax.floor);
 /** Rounds toward +∞. @example `np.ceil(1.5)` */
@@ -242,13 +255,19 @@ export function logaddexp(x: ArrayLike, y: ArrayLike): Tensor {
   const amax = lax.max(a!, b!);
   const delta = lax.sub(a!, b!);
   // Equal infinities give NaN in delta; their sum is then the right answer (±inf).
-  return lax.select(lax.ne(delta, delta), lax.add(a!, b!), lax.add(amax, lax.log1p(lax.exp(lax.neg(lax.abs(delta))))));
+  return lax.select(
+    lax.ne(delta, delta),
+    lax.add(a!, b!),
+    lax.add(amax, lax.log1p(lax.exp(lax.neg(lax.abs(delta))))),
+  );
 }
 
-const comparison = (op: string, f: (a: Tensor, b: Tensor) => Tensor) => (x: ArrayLike, y: ArrayLike): Tensor => {
-  const [a, b] = promote(op, [x, y]);
-  return f(a!, b!);
-};
+const comparison =
+  (op: string, f: (a: Tensor, b: Tensor) => Tensor) =>
+  (x: ArrayLike, y: ArrayLike): Tensor => {
+    const [a, b] = promote(op, [x, y]);
+    return f(a!, b!);
+  };
 /** `x > y`. @example `np.greater(x, 0)` */
 export const greater = comparison("greater", lax.gt);
 /** `x >= y`. @example `np.greaterEqual(x, 0)` */

@@ -10,6 +10,7 @@ import { dot, matmul } from "./linalg.js";
 import * as red from "./reductions.js";
 import { ravel, reshape, transpose } from "./shape.js";
 
+export { allclose } from "./allclose.js";
 export {
   type ArrayLike,
   arange,
@@ -73,11 +74,37 @@ export {
   tanh,
   where,
 } from "./elementwise.js";
-export { type Axis, type ReduceOptions, type VarOptions, all, any, argmax, argmin, cumsum, max, mean, min, prod, std, sum, var_ as var } from "./reductions.js";
-export { broadcastTo, expandDims, moveaxis, ravel, repeat, reshape, squeeze, swapaxes, tile, transpose } from "./shape.js";
-export { type PadWidth, concatenate, flip, pad, split, stack, take, takeAlongAxis } from "./indexing.js";
-export { type NormOrd, dot, einsum, linalg, matmul, outer, tensordot, vdot } from "./linalg.js";
-export { allclose } from "./allclose.js";
+export { concatenate, flip, type PadWidth, pad, split, stack, take, takeAlongAxis } from "./indexing.js";
+export { dot, einsum, linalg, matmul, type NormOrd, outer, tensordot, vdot } from "./linalg.js";
+export {
+  type Axis,
+  all,
+  any,
+  argmax,
+  argmin,
+  cumsum,
+  max,
+  mean,
+  min,
+  prod,
+  type ReduceOptions,
+  std,
+  sum,
+  type VarOptions,
+  var_ as var,
+} from "./reductions.js";
+export {
+  broadcastTo,
+  expandDims,
+  moveaxis,
+  ravel,
+  repeat,
+  reshape,
+  squeeze,
+  swapaxes,
+  tile,
+  transpose,
+} from "./shape.js";
 
 installTensorMethods({
   add: ew.add,

@@ -1,12 +1,12 @@
 /** Joining, splitting, padding and indexing: `concatenate`, `stack`, `split`, `take`, `pad`, `flip`. */
 import { isFloat } from "../dtype.js";
-import { ConfigError, DTypeError, ShapeError, fmtShape } from "../errors.js";
+import { ConfigError, DTypeError, fmtShape, ShapeError } from "../errors.js";
 import * as lax from "../primitives/elementwise.js";
 import * as ix from "../primitives/indexing.js";
 import * as structural from "../primitives/structural.js";
 import { scalar } from "../primitives/util.js";
 import { broadcastShapes, normalizeAxes, normalizeAxis } from "../shape.js";
-import { Tensor, avalToString } from "../tensor.js";
+import { avalToString, Tensor } from "../tensor.js";
 import { type ArrayLike, toTensor } from "./creation.js";
 import { broadcastToShape, promoteOnly } from "./elementwise.js";
 
@@ -26,7 +26,10 @@ export function concatenate(xs: readonly ArrayLike[], axis = 0): Tensor {
   const a = normalizeAxis(axis, nd, "concatenate");
   ts.forEach((t, i) => {
     if (t.ndim !== nd || t.shape.some((d, k) => k !== a && d !== ts[0]!.shape[k])) {
-      throw new ShapeError(`shapes ${fmtShape(ts[0]!.shape)} and ${fmtShape(t.shape)} differ outside axis ${a} (argument ${i})`, "concatenate");
+      throw new ShapeError(
+        `shapes ${fmtShape(ts[0]!.shape)} and ${fmtShape(t.shape)} differ outside axis ${a} (argument ${i})`,
+        "concatenate",
+      );
     }
   });
   return ts.length === 1 ? ts[0]! : ix.concatenate(ts, a);
@@ -46,7 +49,10 @@ export function stack(xs: readonly ArrayLike[], axis = 0): Tensor {
   const shape = ts[0]!.shape;
   ts.forEach((t, i) => {
     if (t.ndim !== shape.length || t.shape.some((d, k) => d !== shape[k])) {
-      throw new ShapeError(`all input arrays must have the same shape, got ${fmtShape(shape)} and ${fmtShape(t.shape)} (argument ${i})`, "stack");
+      throw new ShapeError(
+        `all input arrays must have the same shape, got ${fmtShape(shape)} and ${fmtShape(t.shape)} (argument ${i})`,
+        "stack",
+      );
     }
   });
   const a = normalizeAxis(axis, shape.length + 1, "stack");
@@ -69,7 +75,10 @@ export function split(x: ArrayLike, sections: number | readonly number[], axis =
   let cuts: number[];
   if (typeof sections === "number") {
     if (!Number.isInteger(sections) || sections <= 0 || n % sections !== 0) {
-      throw new ShapeError(`array split does not result in an equal division: axis of size ${n} into ${sections}`, "split");
+      throw new ShapeError(
+        `array split does not result in an equal division: axis of size ${n} into ${sections}`,
+        "split",
+      );
     }
     cuts = Array.from({ length: sections - 1 }, (_, i) => ((i + 1) * n) / sections);
   } else cuts = [...sections];
@@ -128,7 +137,11 @@ export function takeAlongAxis(x: ArrayLike, indices: ArrayLike, axis: number): T
   const t = toTensor(x, "takeAlongAxis");
   const a = normalizeAxis(axis, t.ndim, "takeAlongAxis");
   let i = indexTensor(indices, t.shape[a]!, "takeAlongAxis");
-  if (i.ndim !== t.ndim) throw new ShapeError(`indices ${fmtShape(i.shape)} and array ${fmtShape(t.shape)} must have the same rank`, "takeAlongAxis");
+  if (i.ndim !== t.ndim)
+    throw new ShapeError(
+      `indices ${fmtShape(i.shape)} and array ${fmtShape(t.shape)} must have the same rank`,
+      "takeAlongAxis",
+    );
   // Broadcast every axis but `axis`, move it last, and gather with the rest as batch dimensions.
   const others = (s: readonly number[]) => s.filter((_, k) => k !== a);
   const batch = broadcastShapes("takeAlongAxis", others(t.shape), others(i.shape));
@@ -165,11 +178,20 @@ export function pad(x: ArrayLike, padWidth: PadWidth, opts?: { constantValue?: n
     widths = (padWidth as readonly (readonly [number, number])[]).map(([lo, hi]) => [lo, hi]);
     if (widths.length === 1) widths = t.shape.map(() => widths[0]!);
   }
-  if (widths.length !== t.ndim) throw new ShapeError(`padWidth ${JSON.stringify(padWidth)} does not fit ${fmtShape(t.shape)}`, "pad");
+  if (widths.length !== t.ndim)
+    throw new ShapeError(`padWidth ${JSON.stringify(padWidth)} does not fit ${fmtShape(t.shape)}`, "pad");
   for (const [lo, hi] of widths) {
-    if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 0 || hi < 0) throw new ConfigError(`pad widths must be non-negative integers, got ${JSON.stringify(padWidth)}`, "pad");
+    if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 0 || hi < 0)
+      throw new ConfigError(
+        `pad widths must be non-negative integers, got ${JSON.stringify(padWidth)}`,
+        "pad",
+      );
   }
-  return ix.pad(t, scalar(opts?.constantValue ?? 0, t.dtype), widths.map(([lo, hi]) => [lo, hi, 0]));
+  return ix.pad(
+    t,
+    scalar(opts?.constantValue ?? 0, t.dtype),
+    widths.map(([lo, hi]) => [lo, hi, 0]),
+  );
 }
 
 /**
@@ -184,7 +206,11 @@ export function flip(x: ArrayLike, axis?: number | readonly number[] | null): Te
   let t = toTensor(x, "flip");
   for (const a of normalizeAxes(axis, t.ndim, "flip")) {
     const n = t.shape[a]!;
-    const rev = Tensor._fromBuffer([n], "int32", Int32Array.from({ length: n }, (_, i) => n - 1 - i));
+    const rev = Tensor._fromBuffer(
+      [n],
+      "int32",
+      Int32Array.from({ length: n }, (_, i) => n - 1 - i),
+    );
     t = ix.gather(t, rev, { axis: a, batchDims: 0 });
   }
   return t;

@@ -1,5 +1,5 @@
 /** Products and contractions (`matmul`, `dot`, `tensordot`, `einsum`) and `linalg.norm`. */
-import { ConfigError, ShapeError, fmtShape } from "../errors.js";
+import { ConfigError, fmtShape, ShapeError } from "../errors.js";
 import { dotGeneral } from "../primitives/contract.js";
 import * as lax from "../primitives/elementwise.js";
 import { reduceSum } from "../primitives/reduce.js";
@@ -21,14 +21,21 @@ import { max, min, sum } from "./reductions.js";
  */
 export function matmul(x: ArrayLike, y: ArrayLike): Tensor {
   let [a, b] = promoteOnly("matmul", [x, y]);
-  if (a!.ndim === 0 || b!.ndim === 0) throw new ShapeError(`operands must be at least 1-D, got ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)}`, "matmul");
+  if (a!.ndim === 0 || b!.ndim === 0)
+    throw new ShapeError(
+      `operands must be at least 1-D, got ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)}`,
+      "matmul",
+    );
   const aVec = a!.ndim === 1;
   const bVec = b!.ndim === 1;
   if (aVec) a = structural.reshape(a!, [1, a!.shape[0]!]);
   if (bVec) b = structural.reshape(b!, [b!.shape[0]!, 1]);
   const k = a!.shape[a!.ndim - 1]!;
   if (k !== b!.shape[b!.ndim - 2]) {
-    throw new ShapeError(`contracted dimensions differ: ${fmtShape(a!.shape)} @ ${fmtShape(b!.shape)} (argument 1)`, "matmul");
+    throw new ShapeError(
+      `contracted dimensions differ: ${fmtShape(a!.shape)} @ ${fmtShape(b!.shape)} (argument 1)`,
+      "matmul",
+    );
   }
   let out: Tensor;
   if (b!.ndim === 2) {
@@ -66,7 +73,10 @@ export function dot(x: ArrayLike, y: ArrayLike): Tensor {
   }
   const bAxis = b!.ndim === 1 ? 0 : b!.ndim - 2;
   if (a!.shape[a!.ndim - 1] !== b!.shape[bAxis]) {
-    throw new ShapeError(`shapes ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)} not aligned (argument 1)`, "dot");
+    throw new ShapeError(
+      `shapes ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)} not aligned (argument 1)`,
+      "dot",
+    );
   }
   return dotGeneral(a!, b!, { contracting: [[a!.ndim - 1], [bAxis]], batch: [[], []] });
 }
@@ -74,8 +84,15 @@ export function dot(x: ArrayLike, y: ArrayLike): Tensor {
 /** Inner product of the flattened operands. @example `np.vdot(a, b)` */
 export function vdot(x: ArrayLike, y: ArrayLike): Tensor {
   const [a, b] = promoteOnly("vdot", [x, y]);
-  if (a!.size !== b!.size) throw new ShapeError(`operands have different sizes ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)}`, "vdot");
-  return dotGeneral(structural.reshape(a!, [a!.size]), structural.reshape(b!, [b!.size]), { contracting: [[0], [0]], batch: [[], []] });
+  if (a!.size !== b!.size)
+    throw new ShapeError(
+      `operands have different sizes ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)}`,
+      "vdot",
+    );
+  return dotGeneral(structural.reshape(a!, [a!.size]), structural.reshape(b!, [b!.size]), {
+    contracting: [[0], [0]],
+    batch: [[], []],
+  });
 }
 
 /** Outer product of the flattened operands. @example `np.outer([1, 2], [3, 4]).shape; // [2, 2]` */
@@ -96,23 +113,35 @@ export function outer(x: ArrayLike, y: ArrayLike): Tensor {
  * np.tensordot(np.ones([2, 3, 4]), np.ones([3, 4, 5]), 2).shape; // [2, 5]
  * ```
  */
-export function tensordot(x: ArrayLike, y: ArrayLike, axes: number | readonly [number | readonly number[], number | readonly number[]] = 2): Tensor {
+export function tensordot(
+  x: ArrayLike,
+  y: ArrayLike,
+  axes: number | readonly [number | readonly number[], number | readonly number[]] = 2,
+): Tensor {
   const [a, b] = promoteOnly("tensordot", [x, y]);
   let ax: number[];
   let bx: number[];
   if (typeof axes === "number") {
-    if (!Number.isInteger(axes) || axes < 0 || axes > a!.ndim || axes > b!.ndim) throw new ShapeError(`axes=${axes} does not fit ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)}`, "tensordot");
+    if (!Number.isInteger(axes) || axes < 0 || axes > a!.ndim || axes > b!.ndim)
+      throw new ShapeError(
+        `axes=${axes} does not fit ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)}`,
+        "tensordot",
+      );
     ax = Array.from({ length: axes }, (_, i) => a!.ndim - axes + i);
     bx = Array.from({ length: axes }, (_, i) => i);
   } else {
     const list = (v: number | readonly number[]) => (typeof v === "number" ? [v] : [...v]);
     ax = list(axes[0]).map((i) => normalizeAxis(i, a!.ndim, "tensordot"));
     bx = list(axes[1]).map((i) => normalizeAxis(i, b!.ndim, "tensordot"));
-    if (ax.length !== bx.length) throw new ShapeError(`axes lists ${JSON.stringify(axes)} differ in length`, "tensordot");
+    if (ax.length !== bx.length)
+      throw new ShapeError(`axes lists ${JSON.stringify(axes)} differ in length`, "tensordot");
   }
   ax.forEach((i, k) => {
     if (a!.shape[i] !== b!.shape[bx[k]!]) {
-      throw new ShapeError(`shape mismatch for sum: ${fmtShape(a!.shape)} axis ${i} and ${fmtShape(b!.shape)} axis ${bx[k]}`, "tensordot");
+      throw new ShapeError(
+        `shape mismatch for sum: ${fmtShape(a!.shape)} axis ${i} and ${fmtShape(b!.shape)} axis ${bx[k]}`,
+        "tensordot",
+      );
     }
   });
   return dotGeneral(a!, b!, { contracting: [ax, bx], batch: [[], []] });
@@ -134,7 +163,8 @@ function dedupeLabels(term: Term): Term {
     if (dup < 0) return { t, labels };
     const first = labels.indexOf(labels[dup]!);
     const n = t.shape[first]!;
-    if (t.shape[dup] !== n) throw new ShapeError(`label ${labels[dup]} has sizes ${n} and ${t.shape[dup]}`, "einsum");
+    if (t.shape[dup] !== n)
+      throw new ShapeError(`label ${labels[dup]} has sizes ${n} and ${t.shape[dup]}`, "einsum");
     // Mask by the identity over the two axes, then sum out the second one.
     const mask = structural.broadcastInDim(eye(n, n, 0, "bool"), t.shape, [first, dup]);
     t = reduceSum(lax.select(mask, t, lax.scalarLike(0, t)), [dup]);
@@ -160,9 +190,15 @@ function contractPair(a: Term, b: Term, keep: Set<string>): Term {
     }
   }
   const idx = (term: Term, ls: string[]) => ls.map((l) => term.labels.indexOf(l));
-  const t = dotGeneral(a.t, b.t, { contracting: [idx(a, contracting), idx(b, contracting)], batch: [idx(a, batch), idx(b, batch)] });
+  const t = dotGeneral(a.t, b.t, {
+    contracting: [idx(a, contracting), idx(b, contracting)],
+    batch: [idx(a, batch), idx(b, batch)],
+  });
   const used = new Set([...batch, ...contracting]);
-  return { t, labels: [...batch, ...a.labels.filter((l) => !used.has(l)), ...b.labels.filter((l) => !used.has(l))] };
+  return {
+    t,
+    labels: [...batch, ...a.labels.filter((l) => !used.has(l)), ...b.labels.filter((l) => !used.has(l))],
+  };
 }
 
 /**
@@ -179,17 +215,28 @@ export function einsum(subscripts: string, ...operands: ArrayLike[]): Tensor {
   const spec = subscripts.replace(/\s+/g, "");
   const [lhs, rhs] = spec.includes("->") ? spec.split("->") : [spec, undefined];
   const inputs = lhs!.split(",");
-  if (inputs.length !== operands.length) throw new ConfigError(`${inputs.length} operand subscripts for ${operands.length} operands in "${subscripts}"`, "einsum");
+  if (inputs.length !== operands.length)
+    throw new ConfigError(
+      `${inputs.length} operand subscripts for ${operands.length} operands in "${subscripts}"`,
+      "einsum",
+    );
   if (!/^[a-zA-Z,]*$/.test(lhs!) || (rhs !== undefined && !/^[a-zA-Z]*$/.test(rhs))) {
     throw new ConfigError(`subscripts "${subscripts}" must be letters (no ellipsis)`, "einsum");
   }
   const counts = new Map<string, number>();
   for (const s of inputs) for (const c of s) counts.set(c, (counts.get(c) ?? 0) + 1);
-  const outLabels = rhs !== undefined ? [...rhs] : [...counts.keys()].filter((c) => counts.get(c) === 1).sort();
-  for (const l of outLabels) if (!counts.has(l)) throw new ConfigError(`output label ${l} is not in the inputs of "${subscripts}"`, "einsum");
+  const outLabels =
+    rhs !== undefined ? [...rhs] : [...counts.keys()].filter((c) => counts.get(c) === 1).sort();
+  for (const l of outLabels)
+    if (!counts.has(l))
+      throw new ConfigError(`output label ${l} is not in the inputs of "${subscripts}"`, "einsum");
   const ts = promoteOnly("einsum", operands);
   const terms: Term[] = ts.map((t, i) => {
-    if (inputs[i]!.length !== t.ndim) throw new ShapeError(`subscripts "${inputs[i]}" do not fit operand ${i} of shape ${fmtShape(t.shape)}`, "einsum");
+    if (inputs[i]!.length !== t.ndim)
+      throw new ShapeError(
+        `subscripts "${inputs[i]}" do not fit operand ${i} of shape ${fmtShape(t.shape)}`,
+        "einsum",
+      );
     return dedupeLabels({ t, labels: [...inputs[i]!] });
   });
   const outSet = new Set(outLabels);
@@ -201,7 +248,10 @@ export function einsum(subscripts: string, ...operands: ArrayLike[]): Tensor {
     acc = contractPair(acc, b, later);
   }
   acc = sumOut(acc, outSet);
-  return structural.transpose(acc.t, outLabels.map((l) => acc.labels.indexOf(l)));
+  return structural.transpose(
+    acc.t,
+    outLabels.map((l) => acc.labels.indexOf(l)),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,7 +269,12 @@ export type NormOrd = number | "fro" | null | undefined;
  * np.linalg.norm([3, 4]).item(); // 5
  * ```
  */
-function norm(x: ArrayLike, ord?: NormOrd, axis?: number | readonly number[] | null, keepdims = false): Tensor {
+function norm(
+  x: ArrayLike,
+  ord?: NormOrd,
+  axis?: number | readonly number[] | null,
+  keepdims = false,
+): Tensor {
   const t = toFloat(x, "norm");
   const opts = { keepdims };
   let axes: number[];
@@ -227,7 +282,11 @@ function norm(x: ArrayLike, ord?: NormOrd, axis?: number | readonly number[] | n
     if (ord == null) return lax.sqrt(sum(lax.mul(t, t), null, opts));
     if (t.ndim === 1) axes = [0];
     else if (t.ndim === 2) axes = [0, 1];
-    else throw new ConfigError(`ord=${String(ord)} needs a 1-D or 2-D input or an axis, got ${fmtShape(t.shape)}`, "norm");
+    else
+      throw new ConfigError(
+        `ord=${String(ord)} needs a 1-D or 2-D input or an axis, got ${fmtShape(t.shape)}`,
+        "norm",
+      );
   } else axes = (typeof axis === "number" ? [axis] : [...axis]).map((a) => normalizeAxis(a, t.ndim, "norm"));
   if (axes.length === 1) {
     const a = abs(t);
@@ -236,11 +295,13 @@ function norm(x: ArrayLike, ord?: NormOrd, axis?: number | readonly number[] | n
     if (ord === Number.NEGATIVE_INFINITY) return min(a, axes, opts);
     if (ord === 0) return sum(lax.convertElementType(lax.ne(t, lax.scalarLike(0, t)), t.dtype), axes, opts);
     if (ord === 1) return sum(a, axes, opts);
-    if (typeof ord !== "number") throw new ConfigError(`invalid ord ${String(ord)} for a vector norm`, "norm");
+    if (typeof ord !== "number")
+      throw new ConfigError(`invalid ord ${String(ord)} for a vector norm`, "norm");
     const s = sum(lax.pow(a, lax.scalarLike(ord, a)), axes, opts);
     return lax.pow(s, lax.scalarLike(1 / ord, s));
   }
-  if (axes.length !== 2 || axes[0] === axes[1]) throw new ConfigError(`axis must name one or two distinct axes, got ${JSON.stringify(axis)}`, "norm");
+  if (axes.length !== 2 || axes[0] === axes[1])
+    throw new ConfigError(`axis must name one or two distinct axes, got ${JSON.stringify(axis)}`, "norm");
   const [r, c] = axes as [number, number];
   if (ord == null || ord === "fro") return lax.sqrt(sum(lax.mul(t, t), axes, opts));
   const a = abs(t);
@@ -254,7 +315,10 @@ function norm(x: ArrayLike, ord?: NormOrd, axis?: number | readonly number[] | n
   if (ord === -1) return pick(r, c, min);
   if (ord === Number.POSITIVE_INFINITY) return pick(c, r, max);
   if (ord === Number.NEGATIVE_INFINITY) return pick(c, r, min);
-  throw new ConfigError(`ord=${String(ord)} is not supported for matrix norms (2 and "nuc" need an SVD)`, "norm");
+  throw new ConfigError(
+    `ord=${String(ord)} is not supported for matrix norms (2 and "nuc" need an SVD)`,
+    "norm",
+  );
 }
 
 /** `np.linalg`: norms. */

@@ -2,10 +2,17 @@
  * Reductions over an `axis` argument (a number, a list, or null/undefined for all axes; negative
  * axes count from the end), with `keepdims`.
  */
-import { ShapeError, fmtShape } from "../errors.js";
-import * as lax from "../primitives/elementwise.js";
+import { fmtShape, ShapeError } from "../errors.js";
 import { cumsum as laxCumsum } from "../primitives/cumsum.js";
-import { argmax as laxArgmax, argmin as laxArgmin, reduceMax, reduceMin, reduceProd, reduceSum } from "../primitives/reduce.js";
+import * as lax from "../primitives/elementwise.js";
+import {
+  argmax as laxArgmax,
+  argmin as laxArgmin,
+  reduceMax,
+  reduceMin,
+  reduceProd,
+  reduceSum,
+} from "../primitives/reduce.js";
 import { reshape } from "../primitives/structural.js";
 import { normalizeAxes, normalizeAxis, sizeOf } from "../shape.js";
 import type { Tensor } from "../tensor.js";
@@ -19,7 +26,10 @@ export interface ReduceOptions {
 
 function keep(y: Tensor, x: Tensor, axes: readonly number[], opts?: ReduceOptions): Tensor {
   if (!opts?.keepdims) return y;
-  return reshape(y, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+  return reshape(
+    y,
+    x.shape.map((d, i) => (axes.includes(i) ? 1 : d)),
+  );
 }
 
 /** Sums and products accumulate bool as int32, as NumPy does. */
@@ -62,7 +72,11 @@ function extremum(op: string, f: typeof reduceMax) {
     const t = toTensor(x, op);
     const axes = normalizeAxes(axis, t.ndim, op);
     for (const a of axes) {
-      if (t.shape[a] === 0) throw new ShapeError(`zero-size reduction over axis ${a} of ${fmtShape(t.shape)} has no identity`, op);
+      if (t.shape[a] === 0)
+        throw new ShapeError(
+          `zero-size reduction over axis ${a} of ${fmtShape(t.shape)} has no identity`,
+          op,
+        );
     }
     return keep(f(t, axes), t, axes, opts);
   };
@@ -108,10 +122,16 @@ function argReduce(op: string, f: typeof laxArgmax) {
       t = reshape(t, [t.size]);
       if (t.size === 0) throw new ShapeError("attempt to get the extremum of an empty sequence", op);
       const r = f(t, 0);
-      return opts?.keepdims ? reshape(r, t.shape.map(() => 1)) : r;
+      return opts?.keepdims
+        ? reshape(
+            r,
+            t.shape.map(() => 1),
+          )
+        : r;
     }
     const a = normalizeAxis(axis, t.ndim, op);
-    if (t.shape[a] === 0) throw new ShapeError(`cannot reduce the empty axis ${a} of ${fmtShape(t.shape)}`, op);
+    if (t.shape[a] === 0)
+      throw new ShapeError(`cannot reduce the empty axis ${a} of ${fmtShape(t.shape)}`, op);
     return keep(f(t, a), t, [a], opts);
   };
 }

@@ -1,7 +1,14 @@
 /** Shape manipulation without data-dependent indexing: reshape, transpose, squeeze, broadcast, tile. */
-import { ConfigError, ShapeError, fmtShape } from "../errors.js";
+import { ConfigError, fmtShape, ShapeError } from "../errors.js";
 import * as structural from "../primitives/structural.js";
-import { type Shape, broadcastShapes, checkPermutation, normalizeAxis, shapesEqual, sizeOf } from "../shape.js";
+import {
+  broadcastShapes,
+  checkPermutation,
+  normalizeAxis,
+  type Shape,
+  shapesEqual,
+  sizeOf,
+} from "../shape.js";
 import type { Tensor } from "../tensor.js";
 import { type ArrayLike, toTensor } from "./creation.js";
 import { broadcastToShape } from "./elementwise.js";
@@ -18,18 +25,27 @@ export function reshape(x: ArrayLike, shape: number | readonly number[]): Tensor
   const t = toTensor(x, "reshape");
   const s = typeof shape === "number" ? [shape] : [...shape];
   const free = s.filter((d) => d === -1).length;
-  if (free > 1) throw new ShapeError(`can only specify one unknown dimension (-1), got ${fmtShape(s)}`, "reshape");
+  if (free > 1)
+    throw new ShapeError(`can only specify one unknown dimension (-1), got ${fmtShape(s)}`, "reshape");
   for (const d of s) {
-    if (!Number.isInteger(d) || d < -1) throw new ShapeError(`invalid dimension ${d} in ${fmtShape(s)}`, "reshape");
+    if (!Number.isInteger(d) || d < -1)
+      throw new ShapeError(`invalid dimension ${d} in ${fmtShape(s)}`, "reshape");
   }
   if (free === 1) {
     const known = sizeOf(s.filter((d) => d !== -1));
     if (known === 0 || t.size % known !== 0) {
-      throw new ShapeError(`cannot reshape ${fmtShape(t.shape)} (size ${t.size}) into ${fmtShape(s)}`, "reshape");
+      throw new ShapeError(
+        `cannot reshape ${fmtShape(t.shape)} (size ${t.size}) into ${fmtShape(s)}`,
+        "reshape",
+      );
     }
     s[s.indexOf(-1)] = t.size / known;
   }
-  if (sizeOf(s) !== t.size) throw new ShapeError(`cannot reshape ${fmtShape(t.shape)} (size ${t.size}) into ${fmtShape(s)}`, "reshape");
+  if (sizeOf(s) !== t.size)
+    throw new ShapeError(
+      `cannot reshape ${fmtShape(t.shape)} (size ${t.size}) into ${fmtShape(s)}`,
+      "reshape",
+    );
   return structural.reshape(t, s);
 }
 
@@ -49,7 +65,10 @@ export function ravel(x: ArrayLike): Tensor {
  */
 export function transpose(x: ArrayLike, axes?: readonly number[] | null): Tensor {
   const t = toTensor(x, "transpose");
-  const perm = axes == null ? t.shape.map((_, i) => t.ndim - 1 - i) : axes.map((a) => normalizeAxis(a, t.ndim, "transpose"));
+  const perm =
+    axes == null
+      ? t.shape.map((_, i) => t.ndim - 1 - i)
+      : axes.map((a) => normalizeAxis(a, t.ndim, "transpose"));
   checkPermutation(perm, t.ndim, "transpose");
   return structural.transpose(t, perm);
 }
@@ -62,12 +81,25 @@ export function transpose(x: ArrayLike, axes?: readonly number[] | null): Tensor
  * np.moveaxis(np.zeros([2, 3, 4]), 0, -1).shape; // [3, 4, 2]
  * ```
  */
-export function moveaxis(x: ArrayLike, source: number | readonly number[], destination: number | readonly number[]): Tensor {
+export function moveaxis(
+  x: ArrayLike,
+  source: number | readonly number[],
+  destination: number | readonly number[],
+): Tensor {
   const t = toTensor(x, "moveaxis");
-  const src = (typeof source === "number" ? [source] : source).map((a) => normalizeAxis(a, t.ndim, "moveaxis"));
-  const dst = (typeof destination === "number" ? [destination] : destination).map((a) => normalizeAxis(a, t.ndim, "moveaxis"));
-  if (src.length !== dst.length) throw new ShapeError(`source ${JSON.stringify(source)} and destination ${JSON.stringify(destination)} differ in length`, "moveaxis");
-  if (new Set(src).size !== src.length || new Set(dst).size !== dst.length) throw new ShapeError("repeated axis", "moveaxis");
+  const src = (typeof source === "number" ? [source] : source).map((a) =>
+    normalizeAxis(a, t.ndim, "moveaxis"),
+  );
+  const dst = (typeof destination === "number" ? [destination] : destination).map((a) =>
+    normalizeAxis(a, t.ndim, "moveaxis"),
+  );
+  if (src.length !== dst.length)
+    throw new ShapeError(
+      `source ${JSON.stringify(source)} and destination ${JSON.stringify(destination)} differ in length`,
+      "moveaxis",
+    );
+  if (new Set(src).size !== src.length || new Set(dst).size !== dst.length)
+    throw new ShapeError("repeated axis", "moveaxis");
   const rest = t.shape.map((_, i) => i).filter((i) => !src.includes(i));
   const perm = new Array<number>(t.ndim);
   src.forEach((s, k) => {
@@ -102,7 +134,8 @@ export function expandDims(x: ArrayLike, axis: number | readonly number[]): Tens
   const list = typeof axis === "number" ? [axis] : [...axis];
   const outRank = t.ndim + list.length;
   const dims = list.map((a) => normalizeAxis(a, outRank, "expandDims"));
-  if (new Set(dims).size !== dims.length) throw new ShapeError(`repeated axis in ${JSON.stringify(list)}`, "expandDims");
+  if (new Set(dims).size !== dims.length)
+    throw new ShapeError(`repeated axis in ${JSON.stringify(list)}`, "expandDims");
   return structural.expandDims(t, dims);
 }
 
@@ -121,7 +154,11 @@ export function squeeze(x: ArrayLike, axis?: number | readonly number[] | null):
   else {
     dims = (typeof axis === "number" ? [axis] : [...axis]).map((a) => normalizeAxis(a, t.ndim, "squeeze"));
     for (const d of dims) {
-      if (t.shape[d] !== 1) throw new ShapeError(`cannot select axis ${d} to squeeze out of ${fmtShape(t.shape)}: its size is not 1`, "squeeze");
+      if (t.shape[d] !== 1)
+        throw new ShapeError(
+          `cannot select axis ${d} to squeeze out of ${fmtShape(t.shape)}: its size is not 1`,
+          "squeeze",
+        );
     }
   }
   return structural.squeeze(t, [...new Set(dims)]);
@@ -155,15 +192,24 @@ export function broadcastTo(x: ArrayLike, shape: Shape): Tensor {
 export function tile(x: ArrayLike, reps: number | readonly number[]): Tensor {
   let t = toTensor(x, "tile");
   const r = typeof reps === "number" ? [reps] : [...reps];
-  for (const k of r) if (!Number.isInteger(k) || k < 0) throw new ConfigError(`reps must be non-negative integers, got ${JSON.stringify(reps)}`, "tile");
+  for (const k of r)
+    if (!Number.isInteger(k) || k < 0)
+      throw new ConfigError(`reps must be non-negative integers, got ${JSON.stringify(reps)}`, "tile");
   const n = Math.max(r.length, t.ndim);
   const reps2 = [...new Array<number>(n - r.length).fill(1), ...r];
   const shape = [...new Array<number>(n - t.ndim).fill(1), ...t.shape];
   t = structural.reshape(t, shape);
   // Broadcast into [r0, d0, r1, d1, ...] then merge each pair.
   const big = shape.flatMap((d, i) => [reps2[i]!, d]);
-  const b = structural.broadcastInDim(t, big, shape.map((_, i) => 2 * i + 1));
-  return structural.reshape(b, shape.map((d, i) => d * reps2[i]!));
+  const b = structural.broadcastInDim(
+    t,
+    big,
+    shape.map((_, i) => 2 * i + 1),
+  );
+  return structural.reshape(
+    b,
+    shape.map((d, i) => d * reps2[i]!),
+  );
 }
 
 /**
@@ -176,7 +222,8 @@ export function tile(x: ArrayLike, reps: number | readonly number[]): Tensor {
  */
 export function repeat(x: ArrayLike, repeats: number, axis?: number | null): Tensor {
   let t = toTensor(x, "repeat");
-  if (!Number.isInteger(repeats) || repeats < 0) throw new ConfigError(`repeats must be a non-negative integer, got ${repeats}`, "repeat");
+  if (!Number.isInteger(repeats) || repeats < 0)
+    throw new ConfigError(`repeats must be a non-negative integer, got ${repeats}`, "repeat");
   if (axis == null) {
     t = structural.reshape(t, [t.size]);
     axis = 0;

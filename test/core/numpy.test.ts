@@ -677,6 +677,47 @@ describe("shape functions", () => {
       [4, 5, 6],
     ]);
     expect(np.repeat(x, 2).shape).toEqual([12]);
+    expect(np.sort([3, Number.NaN, 1, 2]).toArray()).toEqual([1, 2, 3, Number.NaN]);
+    expect(
+      np
+        .sort(
+          [
+            [3, 1],
+            [0, 2],
+          ],
+          0,
+        )
+        .toArray(),
+    ).toEqual([
+      [0, 1],
+      [3, 2],
+    ]);
+    expect(
+      np
+        .sort(
+          [
+            [3, 1],
+            [0, 2],
+          ],
+          null,
+        )
+        .toArray(),
+    ).toEqual([0, 1, 2, 3]);
+    expect(np.argsort([3, 1, 2, 1]).toArray()).toEqual([1, 3, 2, 0]);
+    expect(
+      np
+        .argsort(
+          [
+            [3, 1],
+            [0, 2],
+          ],
+          0,
+        )
+        .toArray(),
+    ).toEqual([
+      [1, 0],
+      [0, 1],
+    ]);
     expect(np.astype(x, "int32").dtype).toBe("int32");
     expect(x.astype("bool").toArray()).toEqual([
       [true, true, true],

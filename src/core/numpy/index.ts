@@ -74,7 +74,18 @@ export {
   tanh,
   where,
 } from "./elementwise.js";
-export { concatenate, flip, type PadWidth, pad, split, stack, take, takeAlongAxis } from "./indexing.js";
+export {
+  argsort,
+  concatenate,
+  flip,
+  type PadWidth,
+  pad,
+  sort,
+  split,
+  stack,
+  take,
+  takeAlongAxis,
+} from "./indexing.js";
 export { dot, einsum, linalg, matmul, type NormOrd, outer, tensordot, vdot } from "./linalg.js";
 export {
   type Axis,

@@ -3,6 +3,7 @@ import { isFloat } from "../dtype.js";
 import { ConfigError, DTypeError, fmtShape, ShapeError } from "../errors.js";
 import * as lax from "../primitives/elementwise.js";
 import * as ix from "../primitives/indexing.js";
+import { sort as laxSort } from "../primitives/sort.js";
 import * as structural from "../primitives/structural.js";
 import { scalar } from "../primitives/util.js";
 import { broadcastShapes, normalizeAxes, normalizeAxis } from "../shape.js";
@@ -214,4 +215,48 @@ export function flip(x: ArrayLike, axis?: number | readonly number[] | null): Te
     t = ix.gather(t, rev, { axis: a, batchDims: 0 });
   }
   return t;
+}
+
+/** Flattens for `axis` null; otherwise normalises it. */
+function sortOperand(x: ArrayLike, axis: number | null, op: string): [Tensor, number] {
+  let t = toTensor(x, op);
+  if (axis === null) return [structural.reshape(t, [t.size]), 0];
+  if (t.ndim === 0) t = structural.reshape(t, [1]);
+  return [t, normalizeAxis(axis, t.ndim, op)];
+}
+
+/**
+ * Sorted copy along `axis` (default last; null flattens). Stable; NaNs go last.
+ *
+ * @example
+ * ```ts
+ * np.sort([3, 1, 2]).toArray(); // [1, 2, 3]
+ * ```
+ */
+export function sort(x: ArrayLike, axis: number | null = -1): Tensor {
+  const [t, a] = sortOperand(x, axis, "sort");
+  return laxSort([t], a, 1)[0]!;
+}
+
+/**
+ * Indices (int32) that sort `x` along `axis`, stable (equal elements keep their order).
+ *
+ * @example
+ * ```ts
+ * np.argsort([3, 1, 2]).toArray(); // [1, 2, 0]
+ * ```
+ */
+export function argsort(x: ArrayLike, axis: number | null = -1): Tensor {
+  const [t, a] = sortOperand(x, axis, "argsort");
+  const n = t.shape[a]!;
+  const idx = structural.broadcastInDim(
+    Tensor._fromBuffer(
+      [n],
+      "int32",
+      Int32Array.from({ length: n }, (_, i) => i),
+    ),
+    t.shape,
+    [a],
+  );
+  return laxSort([t, idx], a, 1)[1]!;
 }

@@ -245,3 +245,47 @@ describe("numpy under transforms", () => {
     expectClose(ys.data(), np.stack([f(np.take(a, 0, 0)), f(np.take(a, 1, 0))]).data(), 1e-14);
   });
 });
+
+describe("gradients of np functions vs central differences (float64)", () => {
+  const fns: [string, (x: Tensor) => Tensor][] = [
+    ["logaddexp", (x) => np.logaddexp(x, np.multiply(x, 0.5))],
+    ["power", (x) => np.power(np.add(np.abs(x), 0.5), 2.5)],
+    ["divide", (x) => np.divide(np.sin(x), np.add(np.square(x), 1))],
+    ["mean/var", (x) => np.add(np.var(x, -1, { keepdims: true }), np.mean(x, 0))],
+    ["max/min", (x) => np.add(np.max(x, 0), np.min(x, 1, { keepdims: true }))],
+    ["prod", (x) => np.prod(x, -1)],
+    ["clip/where", (x) => np.where(np.greater(x, 0), np.clip(x, -0.5, 0.5), np.exp(x))],
+    ["norm", (x) => np.linalg.norm(x, null, -1)],
+    ["einsum", (x) => np.einsum("ij,kj->ik", x, np.tanh(x))],
+    ["concatenate/take", (x) => np.take(np.concatenate([x, np.flip(x, 0)], 1), [0, 3, 5], 1)],
+    [
+      "cumsum/pad",
+      (x) =>
+        np.pad(np.cumsum(x, 1), [
+          [1, 0],
+          [0, 2],
+        ]),
+    ],
+  ];
+  for (const [name, f] of fns) {
+    it(name, () => {
+      fc.assert(
+        fc.property(fc.integer(), (seed) => {
+          const x = rand([2, 3], seed);
+          const w = rand(f(x).shape, seed + 1);
+          const loss = (v: Tensor) => np.sum(np.multiply(f(v), w));
+          const g = grad(loss)(x) as Tensor;
+          const h = 1e-6;
+          const fd = Array.from({ length: 6 }, (_, i) => {
+            const e = new Float64Array(6);
+            e[i] = h;
+            const d = Tensor._fromBuffer([2, 3], "float64", e);
+            return (loss(np.add(x, d)).item() - loss(np.subtract(x, d)).item()) / (2 * h);
+          });
+          expectClose(g.data(), fd, 1e-6);
+        }),
+        { numRuns: 20 },
+      );
+    });
+  }
+});

@@ -1,7 +1,7 @@
 /** The transforms: JAX's `jvp`, `linearize`, `vjp`, `grad`, `vmap`, `makeJaxpr` and friends. */
 export { grad, hessian, hvp, jacfwd, jacrev, linearize, linearizeFlat, valueAndGrad, vjp, type GradOptions } from "./autodiff.js";
 export { jvp, jvpFlat } from "./jvp.js";
-export { partialEvalJaxpr } from "./partial-eval.js";
+export { partialEvalJaxpr, type PartialEvalRule } from "./partial-eval.js";
 export { makeJaxpr, makeJaxprFlat } from "./staging.js";
 export { backwardPass } from "./transpose.js";
 export { vmap, vmapFlat, type VmapOptions } from "./vmap.js";

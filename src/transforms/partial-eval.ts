@@ -5,6 +5,19 @@
  */
 import { Jaxpr, type JaxprEqn, Lit, Var, type Atom } from "../core/jaxpr.js";
 
+/**
+ * A higher-order primitive's own partial evaluation (cond, scan, custom rules): given which inputs
+ * are unknown, it replaces the equation by known equations (run now; they may define new residual
+ * variables) and unknown equations (staged; they may read those residuals). Every output binder of
+ * the original equation must be defined by exactly one of them; `outUnknowns` says which.
+ * Registered as `prim.extra.partialEval`. Without one, an equation with any unknown input is
+ * staged whole.
+ */
+export type PartialEvalRule = (
+  eqn: JaxprEqn,
+  unknownIns: boolean[],
+) => { knownEqns: JaxprEqn[]; unknownEqns: JaxprEqn[]; outUnknowns: boolean[] };
+
 export interface PartialEvalResult {
   /** Inputs: the original constvars and known inputs. Outputs: known outputs, then residuals. */
   known: Jaxpr;
@@ -32,7 +45,19 @@ export function partialEvalJaxpr(jaxpr: Jaxpr, unknownIns: readonly boolean[], i
     if (a instanceof Var && !unknown.has(a)) residuals.add(a);
   };
   for (const eqn of jaxpr.eqns) {
-    if (eqn.inputs.some(isUnknown)) {
+    const rule = eqn.prim.extra.partialEval as PartialEvalRule | undefined;
+    if (rule && eqn.inputs.some(isUnknown)) {
+      const split = rule(eqn, eqn.inputs.map(isUnknown));
+      knownEqns.push(...split.knownEqns);
+      for (const u of split.unknownEqns) {
+        unknownEqns.push(u);
+        u.inputs.forEach(useAsResidual);
+        for (const v of u.outBinders) unknown.add(v);
+      }
+      eqn.outBinders.forEach((v, i) => {
+        if (split.outUnknowns[i]) unknown.add(v);
+      });
+    } else if (eqn.inputs.some(isUnknown)) {
       unknownEqns.push(eqn);
       eqn.inputs.forEach(useAsResidual);
       for (const v of eqn.outBinders) unknown.add(v);

@@ -9,3 +9,5 @@ export { ClosedJaxpr, Jaxpr, evalJaxpr } from "./jaxpr.js";
 export { CheckpointError, ConfigError, DTypeError, ShapeError, TraceError, TsjaxError } from "./errors.js";
 export { bind, Tracer } from "./trace.js";
 export { primitives, type Primitive } from "./primitive.js";
+export { config, setConfig } from "./config.js";
+export { NaNError } from "./trace.js";

@@ -1,4 +1,5 @@
-import { TraceError } from "./errors.js";
+import { config } from "./config.js";
+import { TraceError, TsjaxError } from "./errors.js";
 import type { Primitive } from "./primitive.js";
 import { type ShapedArray, Tensor, avalToString } from "./tensor.js";
 
@@ -54,7 +55,29 @@ function evalPrimitive(prim: Primitive, args: Tensor[], params: unknown): Tensor
     args.map((a) => a.aval),
     params,
   );
-  return prim.impl(args, params, outAvals);
+  const outs = prim.impl(args, params, outAvals);
+  if (config.debugNans) checkNans(prim, args, outs);
+  return outs;
+}
+
+/** Raised under `debugNans` by the first primitive that turns NaN-free inputs into a NaN. */
+export class NaNError extends TsjaxError {}
+
+function hasNaN(x: Tensor): boolean {
+  if (x.dtype !== "float32" && x.dtype !== "float64") return false;
+  for (const v of x._buf!) if (v !== v) return true;
+  return false;
+}
+
+function checkNans(prim: Primitive, args: Tensor[], outs: Tensor[]): void {
+  if (args.some(hasNaN)) return;
+  const i = outs.findIndex(hasNaN);
+  if (i >= 0) {
+    throw new NaNError(
+      `produced a NaN in output ${i} (${avalToString(outs[i]!.aval)}) from NaN-free inputs ${args.map((a) => avalToString(a.aval)).join(", ")}`,
+      prim.name,
+    );
+  }
 }
 
 const stack: MainTrace[] = [new MainTrace(0, EvalTrace, null)];

@@ -5,18 +5,18 @@
  * body closes over are hoisted to explicit operands at the entry points, so tracers of outer
  * transforms never hide inside a parameter.
  */
-import { DTypeError, ShapeError, TraceError, fmtShape } from "../core/errors.js";
-import { ClosedJaxpr, Jaxpr, type JaxprEqn, Var, evalJaxpr } from "../core/jaxpr.js";
-import { type Primitive, type Tangent, UndefPrimal, definePrimitive } from "../core/primitive.js";
+import { DTypeError, fmtShape, ShapeError, TraceError } from "../core/errors.js";
+import { ClosedJaxpr, evalJaxpr, Jaxpr, type JaxprEqn, Var } from "../core/jaxpr.js";
+import type { BDim } from "../core/primitive.js";
+import { definePrimitive, type Primitive, type Tangent, UndefPrimal } from "../core/primitive.js";
 import { add, convertElementType, eq, lt, max, min, ne, select } from "../core/primitives/elementwise.js";
 import { concatenate, slice } from "../core/primitives/indexing.js";
 import { reduceMax } from "../core/primitives/reduce.js";
 import { broadcastInDim, moveBatchAxis, reshape } from "../core/primitives/structural.js";
 import { instantiate, scalar, zerosOf } from "../core/primitives/util.js";
-import type { BDim } from "../core/primitive.js";
-import { type ShapedArray, Tensor, avalToString } from "../core/tensor.js";
+import { avalToString, type ShapedArray, Tensor } from "../core/tensor.js";
 import { bind } from "../core/trace.js";
-import { type TreeDef, flatten, unflatten } from "../core/tree.js";
+import { flatten, type TreeDef, unflatten } from "../core/tree.js";
 import { jvpFlat } from "./jvp.js";
 import { type PartialEvalRule, partialEvalJaxpr } from "./partial-eval.js";
 import { makeJaxprFlat } from "./staging.js";
@@ -27,17 +27,28 @@ import { vmapFlat } from "./vmap.js";
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-const run = (c: ClosedJaxpr) => (...args: Tensor[]): Tensor[] => evalJaxpr(c.jaxpr, c.consts, args);
+const run =
+  (c: ClosedJaxpr) =>
+  (...args: Tensor[]): Tensor[] =>
+    evalJaxpr(c.jaxpr, c.consts, args);
 
 /** Stages `f` and hoists its constants to leading inputs: returns the const-free jaxpr and the consts. */
-function stageHoisted(f: (...xs: Tensor[]) => Tensor[], avals: readonly ShapedArray[]): [ClosedJaxpr, Tensor[]] {
+function stageHoisted(
+  f: (...xs: Tensor[]) => Tensor[],
+  avals: readonly ShapedArray[],
+): [ClosedJaxpr, Tensor[]] {
   const closed = makeJaxprFlat(f, avals);
   const j = closed.jaxpr;
-  return [new ClosedJaxpr(new Jaxpr([], [...j.constBinders, ...j.inBinders], j.eqns, j.outs), []), [...closed.consts]];
+  return [
+    new ClosedJaxpr(new Jaxpr([], [...j.constBinders, ...j.inBinders], j.eqns, j.outs), []),
+    [...closed.consts],
+  ];
 }
 
 function sameAval(a: ShapedArray, b: ShapedArray): boolean {
-  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  return (
+    a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i])
+  );
 }
 
 function leavesOf(tree: unknown, op: string): [Tensor[], TreeDef] {
@@ -62,7 +73,10 @@ export const cond_p: Primitive<CondParams> = definePrimitive<CondParams>({
   name: "cond",
   abstractEval(avals, { branches }) {
     const idx = avals[0]!;
-    if (idx.shape.length !== 0 || !(idx.dtype === "int32" || idx.dtype === "uint32" || idx.dtype === "bool")) {
+    if (
+      idx.shape.length !== 0 ||
+      !(idx.dtype === "int32" || idx.dtype === "uint32" || idx.dtype === "bool")
+    ) {
       throw new DTypeError(`the index must be an integer or bool scalar, got ${avalToString(idx)}`, "cond");
     }
     return branches[0]!.outAvals;
@@ -99,7 +113,9 @@ export const cond_p: Primitive<CondParams> = definePrimitive<CondParams>({
       const i32 = convertElementType(idx, "int32");
       const full = (v: number) => broadcastInDim(scalar(v, "int32"), [axisSize], []);
       const clamped = min(max(i32, full(0)), full(branches.length - 1));
-      const results = branches.map((b) => vmapFlat(run(b), ops, opDims, () => b.outAvals.map(() => 0), axisSize));
+      const results = branches.map((b) =>
+        vmapFlat(run(b), ops, opDims, () => b.outAvals.map(() => 0), axisSize),
+      );
       const outs = results[0]!.map((_, k) => {
         let acc = results[0]![k]!;
         for (let i = 1; i < branches.length; i++) {
@@ -143,12 +159,15 @@ export const cond_p: Primitive<CondParams> = definePrimitive<CondParams>({
 
 const condPartialEval: PartialEvalRule = (eqn, unknownIns) => {
   const branches = (eqn.params as CondParams).branches;
-  if (unknownIns[0]) return { knownEqns: [], unknownEqns: [eqn], outUnknowns: eqn.outBinders.map(() => true) };
+  if (unknownIns[0])
+    return { knownEqns: [], unknownEqns: [eqn], outUnknowns: eqn.outBinders.map(() => true) };
   const opsUnknown = unknownIns.slice(1);
   const first = branches.map((b) => partialEvalJaxpr(b.jaxpr, opsUnknown, []));
   const outUnk = eqn.outBinders.map((_, k) => first.some((p) => p.outUnknowns[k]));
   const pes = branches.map((b) => partialEvalJaxpr(b.jaxpr, opsUnknown, outUnk));
-  const resAvals = pes.map((p) => p.known.outs.slice(p.known.outs.length - p.numResiduals).map((a) => a.aval));
+  const resAvals = pes.map((p) =>
+    p.known.outs.slice(p.known.outs.length - p.numResiduals).map((a) => a.aval),
+  );
   const allRes = resAvals.flat();
   const offsets = resAvals.map((_, i) => resAvals.slice(0, i).reduce((s, r) => s + r.length, 0));
   const numKnownOuts = outUnk.filter((u) => !u).length;
@@ -166,7 +185,12 @@ const condPartialEval: PartialEvalRule = (eqn, unknownIns) => {
   );
   const unknownBranches = pes.map((p, i) =>
     makeJaxprFlat(
-      (...xs) => evalJaxpr(p.unknown, [], [...xs.slice(offsets[i]!, offsets[i]! + p.numResiduals), ...xs.slice(allRes.length)]),
+      (...xs) =>
+        evalJaxpr(
+          p.unknown,
+          [],
+          [...xs.slice(offsets[i]!, offsets[i]! + p.numResiduals), ...xs.slice(allRes.length)],
+        ),
       [...allRes, ...unknownInAvals],
     ),
   );
@@ -196,10 +220,15 @@ const condPartialEval: PartialEvalRule = (eqn, unknownIns) => {
  * switchCase(np.array(1, "int32"), [(x) => x, (x) => np.sin(x)], np.array(0.5)); // sin(0.5)
  * ```
  */
-export function switchCase(index: unknown, branches: readonly ((...ops: any[]) => unknown)[], ...operands: unknown[]): any {
+export function switchCase(
+  index: unknown,
+  branches: readonly ((...ops: any[]) => unknown)[],
+  ...operands: unknown[]
+): any {
   if (branches.length === 0) throw new TraceError("needs at least one branch", "switch");
   let idx = asTensor(index, "switch");
-  if (idx.ndim !== 0) throw new ShapeError(`the index must be a scalar, got shape ${fmtShape(idx.shape)}`, "switch");
+  if (idx.ndim !== 0)
+    throw new ShapeError(`the index must be a scalar, got shape ${fmtShape(idx.shape)}`, "switch");
   if (idx.dtype === "bool" || idx.dtype.startsWith("float")) idx = convertElementType(idx, "int32");
   const [ops, inTree] = leavesOf(operands, "switch");
   const avals = ops.map((o) => o.aval);
@@ -216,7 +245,11 @@ export function switchCase(index: unknown, branches: readonly ((...ops: any[]) =
   staged.forEach((s, i) => {
     const a = ref.closed.outAvals;
     const b = s.closed.outAvals;
-    if (s.tree.toString() !== ref.tree.toString() || a.length !== b.length || a.some((x, k) => !sameAval(x, b[k]!))) {
+    if (
+      s.tree.toString() !== ref.tree.toString() ||
+      a.length !== b.length ||
+      a.some((x, k) => !sameAval(x, b[k]!))
+    ) {
       throw new TraceError(
         `branch ${i} returns ${s.tree} with avals (${b.map(avalToString).join(", ")}) but branch 0 returns ${ref.tree} with avals (${a.map(avalToString).join(", ")})`,
         "cond",
@@ -230,7 +263,12 @@ export function switchCase(index: unknown, branches: readonly ((...ops: any[]) =
     const j = s.closed.jaxpr;
     const nc = s.consts.length;
     const pad = (from: number, to: number) => allConsts.slice(from, to).map((c) => new Var(c.aval));
-    const ins = [...pad(0, offsets[i]!), ...j.inBinders.slice(0, nc), ...pad(offsets[i]! + nc, allConsts.length), ...j.inBinders.slice(nc)];
+    const ins = [
+      ...pad(0, offsets[i]!),
+      ...j.inBinders.slice(0, nc),
+      ...pad(offsets[i]! + nc, allConsts.length),
+      ...j.inBinders.slice(nc),
+    ];
     return new ClosedJaxpr(new Jaxpr([], ins, j.eqns, j.outs), []);
   });
   const outs = bind(cond_p, [idx, ...allConsts, ...ops], { branches: joined });
@@ -246,9 +284,15 @@ export function switchCase(index: unknown, branches: readonly ((...ops: any[]) =
  * cond(np.array(true), (x) => np.sin(x), (x) => np.cos(x), np.array(0)); // 0
  * ```
  */
-export function cond(pred: unknown, trueFun: (...ops: any[]) => unknown, falseFun: (...ops: any[]) => unknown, ...operands: unknown[]): any {
+export function cond(
+  pred: unknown,
+  trueFun: (...ops: any[]) => unknown,
+  falseFun: (...ops: any[]) => unknown,
+  ...operands: unknown[]
+): any {
   const p = asTensor(pred, "cond");
-  if (p.ndim !== 0) throw new ShapeError(`the predicate must be a scalar, got shape ${fmtShape(p.shape)}`, "cond");
+  if (p.ndim !== 0)
+    throw new ShapeError(`the predicate must be a scalar, got shape ${fmtShape(p.shape)}`, "cond");
   // Any nonzero predicate selects the true branch, as in JAX.
   const asBool = p.dtype === "bool" ? p : ne(p, scalar(0, p.dtype));
   return switchCase(convertElementType(asBool, "int32"), [falseFun, trueFun], ...operands);
@@ -289,9 +333,16 @@ export const scan_p: Primitive<ScanParams> = definePrimitive<ScanParams>({
   abstractEval(avals, { jaxpr, numConsts, numCarry, length }) {
     const outs = jaxpr.outAvals;
     avals.slice(numConsts + numCarry).forEach((a, i) => {
-      if (a.shape[0] !== length) throw new ShapeError(`xs leaf ${i} has leading axis ${fmtShape(a.shape)}, expected length ${length}`, "scan");
+      if (a.shape[0] !== length)
+        throw new ShapeError(
+          `xs leaf ${i} has leading axis ${fmtShape(a.shape)}, expected length ${length}`,
+          "scan",
+        );
     });
-    return [...outs.slice(0, numCarry), ...outs.slice(numCarry).map((a) => ({ ...a, shape: [length, ...a.shape] }))];
+    return [
+      ...outs.slice(0, numCarry),
+      ...outs.slice(numCarry).map((a) => ({ ...a, shape: [length, ...a.shape] })),
+    ];
   },
   impl(args, { jaxpr, numConsts, numCarry, length, reverse }) {
     const consts = args.slice(0, numConsts);
@@ -327,7 +378,12 @@ export const scan_p: Primitive<ScanParams> = definePrimitive<ScanParams>({
       },
       [...ca, ...ca, ...ha, ...ha, ...xa, ...xa],
     );
-    const outs = bindScan([...c, ...ct, ...h, ...ht, ...x, ...xt], { ...params, jaxpr: body, numConsts: 2 * nc, numCarry: 2 * nh });
+    const outs = bindScan([...c, ...ct, ...h, ...ht, ...x, ...xt], {
+      ...params,
+      jaxpr: body,
+      numConsts: 2 * nc,
+      numCarry: 2 * nh,
+    });
     const ny = outs.length / 2 - nh;
     return [
       [...outs.slice(0, nh), ...outs.slice(2 * nh, 2 * nh + ny)],
@@ -343,12 +399,17 @@ export const scan_p: Primitive<ScanParams> = definePrimitive<ScanParams>({
       if (i < nc + nh) return moveBatchAxis(a, d, 0, axisSize);
       return d === null ? a : moveBatchAxis(a, d, 1, axisSize);
     });
-    const bodyDims: BDim[] = args.map((_, i) => (i < nc ? (dims[i] === null ? null : 0) : i < nc + nh ? 0 : dims[i] === null ? null : 0));
+    const bodyDims: BDim[] = args.map((_, i) =>
+      i < nc ? (dims[i] === null ? null : 0) : i < nc + nh ? 0 : dims[i] === null ? null : 0,
+    );
     const bodyAvals = newArgs.map((a, i) => {
       const av = a.aval;
       return i < nc + nh ? av : { ...av, shape: av.shape.slice(1) };
     });
-    const body = makeJaxprFlat((...xs) => vmapFlat(run(jaxpr), xs, bodyDims, () => jaxpr.outAvals.map(() => 0), axisSize), bodyAvals);
+    const body = makeJaxprFlat(
+      (...xs) => vmapFlat(run(jaxpr), xs, bodyDims, () => jaxpr.outAvals.map(() => 0), axisSize),
+      bodyAvals,
+    );
     const outs = bindScan(newArgs, { ...params, jaxpr: body });
     return [outs, outs.map((_, k) => (k < nh ? 0 : 1))];
   },
@@ -368,17 +429,29 @@ export const scan_p: Primitive<ScanParams> = definePrimitive<ScanParams>({
       (...a) => {
         let o = 0;
         const take = (n: number) => a.slice(o, (o += n));
-        const [rc, acc, cth, rx, cty] = [take(resC.length), take(linC.length), take(nh), take(resX.length), take(yAvals.length)];
+        const [rc, acc, cth, rx, cty] = [
+          take(resC.length),
+          take(linC.length),
+          take(nh),
+          take(resX.length),
+          take(yAvals.length),
+        ];
         let i = 0;
         let j = 0;
         const full = [
           ...consts.map((c) => (c instanceof Tensor ? rc[i++]! : new UndefPrimal(c.aval))),
           ...carryAvals.map((av) => new UndefPrimal(av)),
-          ...xs.map((x) => (x instanceof Tensor ? rx[j++]! : new UndefPrimal({ ...x.aval, shape: x.aval.shape.slice(1) }))),
+          ...xs.map((x) =>
+            x instanceof Tensor ? rx[j++]! : new UndefPrimal({ ...x.aval, shape: x.aval.shape.slice(1) }),
+          ),
         ];
         const got = backwardPass(jaxpr.jaxpr, jaxpr.consts, full, [...cth, ...cty]).map(instantiate);
         const ctC = got.slice(0, linC.length);
-        return [...acc.map((x, k) => add(x, ctC[k]!)), ...got.slice(linC.length, linC.length + nh), ...got.slice(linC.length + nh)];
+        return [
+          ...acc.map((x, k) => add(x, ctC[k]!)),
+          ...got.slice(linC.length, linC.length + nh),
+          ...got.slice(linC.length + nh),
+        ];
       },
       [...resC.map((c) => c.aval), ...linC, ...carryAvals, ...resXAvals, ...yAvals],
     );
@@ -412,12 +485,20 @@ const scanPartialEval: PartialEvalRule = (eqn, unknownIns) => {
   const xsUnk = unknownIns.slice(nc + nh);
   const ny = jaxpr.outAvals.length - nh;
   // Fixpoint: a carry is unknown if its init is, or if the body makes it so.
-  let pe = partialEvalJaxpr(jaxpr.jaxpr, [...constUnk, ...carryUnk, ...xsUnk], [...carryUnk, ...Array(ny).fill(false)]);
+  let pe = partialEvalJaxpr(
+    jaxpr.jaxpr,
+    [...constUnk, ...carryUnk, ...xsUnk],
+    [...carryUnk, ...Array(ny).fill(false)],
+  );
   for (;;) {
     const next = carryUnk.map((u, k) => u || pe.outUnknowns[k]!);
     if (next.every((u, k) => u === carryUnk[k])) break;
     next.forEach((u, k) => (carryUnk[k] = u));
-    pe = partialEvalJaxpr(jaxpr.jaxpr, [...constUnk, ...carryUnk, ...xsUnk], [...carryUnk, ...Array(ny).fill(false)]);
+    pe = partialEvalJaxpr(
+      jaxpr.jaxpr,
+      [...constUnk, ...carryUnk, ...xsUnk],
+      [...carryUnk, ...Array(ny).fill(false)],
+    );
   }
   const outUnk = pe.outUnknowns;
   const nRes = pe.numResiduals;
@@ -444,10 +525,20 @@ const scanPartialEval: PartialEvalRule = (eqn, unknownIns) => {
   const uRest = u.inBinders.slice(nRes);
   const nuc = constUnk.filter((x) => x).length;
   const nuh = carryUnk.filter((x) => x).length;
-  const unknownBody = new Jaxpr([], [...uRest.slice(0, nuc), ...uRest.slice(nuc, nuc + nuh), ...uRes, ...uRest.slice(nuc + nuh)], u.eqns, u.outs);
+  const unknownBody = new Jaxpr(
+    [],
+    [...uRest.slice(0, nuc), ...uRest.slice(nuc, nuc + nuh), ...uRes, ...uRest.slice(nuc + nuh)],
+    u.eqns,
+    u.outs,
+  );
   const unknownEqn: JaxprEqn = {
     prim: scan_p,
-    inputs: [...ins.slice(0, nc).filter((_, i) => constUnk[i]), ...ins.slice(nc, nc + nh).filter((_, i) => carryUnk[i]), ...resVars, ...ins.slice(nc + nh).filter((_, i) => xsUnk[i])],
+    inputs: [
+      ...ins.slice(0, nc).filter((_, i) => constUnk[i]),
+      ...ins.slice(nc, nc + nh).filter((_, i) => carryUnk[i]),
+      ...resVars,
+      ...ins.slice(nc + nh).filter((_, i) => xsUnk[i]),
+    ],
     params: { ...params, jaxpr: new ClosedJaxpr(unknownBody, []), numConsts: nuc, numCarry: nuh },
     outBinders: eqn.outBinders.filter((_, k) => outUnk[k]),
   };
@@ -471,34 +562,53 @@ export interface ScanOptions {
  * scan((c, x) => [c.add(x), c.add(x)], np.array(0), np.arange(4)); // [6, [0, 1, 3, 6]]
  * ```
  */
-export function scan(f: (carry: any, x: any) => [unknown, unknown], init: unknown, xs?: unknown, opts: ScanOptions = {}): [any, any] {
+export function scan(
+  f: (carry: any, x: any) => [unknown, unknown],
+  init: unknown,
+  xs?: unknown,
+  opts: ScanOptions = {},
+): [any, any] {
   const [carry, carryTree] = leavesOf(init, "scan");
   const [xsLeaves, xsTree] = leavesOf(xs ?? null, "scan");
-  const lengths = new Set(xsLeaves.map((x) => {
-    if (x.ndim === 0) throw new ShapeError("xs leaves need a leading axis to scan over, got a scalar", "scan");
-    return x.shape[0]!;
-  }));
+  const lengths = new Set(
+    xsLeaves.map((x) => {
+      if (x.ndim === 0)
+        throw new ShapeError("xs leaves need a leading axis to scan over, got a scalar", "scan");
+      return x.shape[0]!;
+    }),
+  );
   if (opts.length !== undefined) lengths.add(opts.length);
   if (lengths.size === 0) throw new TraceError("length is required when xs has no leaves", "scan");
-  if (lengths.size > 1) throw new ShapeError(`inconsistent lengths: leading axes ${[...lengths].join(", ")} (xs and length)`, "scan");
+  if (lengths.size > 1)
+    throw new ShapeError(
+      `inconsistent lengths: leading axes ${[...lengths].join(", ")} (xs and length)`,
+      "scan",
+    );
   const length = [...lengths][0]!;
   const carryAvals = carry.map((c) => c.aval);
   const xAvals = xsLeaves.map((x) => ({ ...x.aval, shape: x.shape.slice(1) }));
   let yTree: TreeDef | null = null;
   let outCarryTree: TreeDef | null = null;
-  const [closed, consts] = stageHoisted((...a) => {
-    const c = unflatten(carryTree, a.slice(0, carry.length));
-    const x = unflatten(xsTree, a.slice(carry.length));
-    const out = f(c, x);
-    if (!Array.isArray(out) || out.length !== 2) throw new TraceError("the body must return [carry, y]", "scan");
-    const [newCarry, ct] = leavesOf(out[0], "scan");
-    const [ys, yt] = leavesOf(out[1], "scan");
-    outCarryTree = ct;
-    yTree = yt;
-    return [...newCarry, ...ys];
-  }, [...carryAvals, ...xAvals]);
+  const [closed, consts] = stageHoisted(
+    (...a) => {
+      const c = unflatten(carryTree, a.slice(0, carry.length));
+      const x = unflatten(xsTree, a.slice(carry.length));
+      const out = f(c, x);
+      if (!Array.isArray(out) || out.length !== 2)
+        throw new TraceError("the body must return [carry, y]", "scan");
+      const [newCarry, ct] = leavesOf(out[0], "scan");
+      const [ys, yt] = leavesOf(out[1], "scan");
+      outCarryTree = ct;
+      yTree = yt;
+      return [...newCarry, ...ys];
+    },
+    [...carryAvals, ...xAvals],
+  );
   const outAvals = closed.outAvals.slice(0, carry.length);
-  if (outCarryTree!.toString() !== carryTree.toString() || outAvals.some((a, i) => !sameAval(a, carryAvals[i]!))) {
+  if (
+    outCarryTree!.toString() !== carryTree.toString() ||
+    outAvals.some((a, i) => !sameAval(a, carryAvals[i]!))
+  ) {
     throw new TraceError(
       `the body's carry output ${outCarryTree} (${closed.outAvals.slice(0, carry.length).map(avalToString).join(", ")}) must match the carry input ${carryTree} (${carryAvals.map(avalToString).join(", ")})`,
       "scan",
@@ -527,12 +637,17 @@ export interface WhileParams {
 }
 
 const forwardOnly = () =>
-  new TraceError("whileLoop is forward-differentiable only (jvp); for reverse mode use foriLoop or scan with a static trip count", "while");
+  new TraceError(
+    "whileLoop is forward-differentiable only (jvp); for reverse mode use foriLoop or scan with a static trip count",
+    "while",
+  );
 
 export const while_p: Primitive<WhileParams> = definePrimitive<WhileParams>({
   name: "while",
   abstractEval(avals, { body, condNConsts, bodyNConsts }) {
-    return avals.slice(condNConsts + bodyNConsts).map((a, i) => ({ ...a, weakType: body.outAvals[i]!.weakType && a.weakType }));
+    return avals
+      .slice(condNConsts + bodyNConsts)
+      .map((a, i) => ({ ...a, weakType: body.outAvals[i]!.weakType && a.weakType }));
   },
   impl(args, { cond: c, body, condNConsts: cn, bodyNConsts: bn }) {
     const cc = args.slice(0, cn);
@@ -551,15 +666,27 @@ export const while_p: Primitive<WhileParams> = definePrimitive<WhileParams>({
     const h = primals.slice(cn + bn);
     const ht = tans.slice(cn + bn);
     const hAvals = h.map((x) => x.aval);
-    const newCond = makeJaxprFlat((...a) => run(c)(...a.slice(0, cn), ...a.slice(cn, cn + nh)), [...cc.map((x) => x.aval), ...hAvals, ...hAvals]);
+    const newCond = makeJaxprFlat(
+      (...a) => run(c)(...a.slice(0, cn), ...a.slice(cn, cn + nh)),
+      [...cc.map((x) => x.aval), ...hAvals, ...hAvals],
+    );
     const newBody = makeJaxprFlat(
       (...a) => {
-        const [outs, touts] = jvpFlat(run(body), [...a.slice(0, bn), ...a.slice(2 * bn, 2 * bn + nh)], [...a.slice(bn, 2 * bn), ...a.slice(2 * bn + nh)]);
+        const [outs, touts] = jvpFlat(
+          run(body),
+          [...a.slice(0, bn), ...a.slice(2 * bn, 2 * bn + nh)],
+          [...a.slice(bn, 2 * bn), ...a.slice(2 * bn + nh)],
+        );
         return [...outs, ...touts.map(instantiate)];
       },
       [...bc.map((x) => x.aval), ...bc.map((x) => x.aval), ...hAvals, ...hAvals],
     );
-    const outs = bind(while_p, [...cc, ...bc, ...bct, ...h, ...ht], { cond: newCond, body: newBody, condNConsts: cn, bodyNConsts: 2 * bn });
+    const outs = bind(while_p, [...cc, ...bc, ...bct, ...h, ...ht], {
+      cond: newCond,
+      body: newBody,
+      condNConsts: cn,
+      bodyNConsts: 2 * bn,
+    });
     return [outs.slice(0, nh), outs.slice(nh)];
   },
   batch(args, dims, { cond: c, body, condNConsts: cn, bodyNConsts: bn }, axisSize) {
@@ -573,10 +700,16 @@ export const while_p: Primitive<WhileParams> = definePrimitive<WhileParams>({
     const ccD = newDims.slice(0, cn);
     const bcD = newDims.slice(cn, cn + bn);
     const hD = newDims.slice(cn + bn);
-    const predB = (ccv: Tensor[], hv: Tensor[]) => vmapFlat(run(c), [...ccv, ...hv], [...ccD, ...hD], [0], axisSize)[0]!;
+    const predB = (ccv: Tensor[], hv: Tensor[]) =>
+      vmapFlat(run(c), [...ccv, ...hv], [...ccD, ...hD], [0], axisSize)[0]!;
     const allAvals = (xs: Tensor[]) => xs.map((x) => x.aval);
     const newCond = makeJaxprFlat(
-      (...a) => [convertElementType(reduceMax(convertElementType(predB(a.slice(0, cn), a.slice(cn)), "int32"), [0]), "bool")],
+      (...a) => [
+        convertElementType(
+          reduceMax(convertElementType(predB(a.slice(0, cn), a.slice(cn)), "int32"), [0]),
+          "bool",
+        ),
+      ],
       [...allAvals(cc), ...allAvals(h)],
     );
     const newBody = makeJaxprFlat(
@@ -590,7 +723,12 @@ export const while_p: Primitive<WhileParams> = definePrimitive<WhileParams>({
       },
       [...allAvals(cc), ...allAvals(bc), ...allAvals(h)],
     );
-    const outs = bind(while_p, [...cc, ...cc, ...bc, ...h], { cond: newCond, body: newBody, condNConsts: cn, bodyNConsts: cn + bn });
+    const outs = bind(while_p, [...cc, ...cc, ...bc, ...h], {
+      cond: newCond,
+      body: newBody,
+      condNConsts: cn,
+      bodyNConsts: cn + bn,
+    });
     return [outs, outs.map(() => 0)];
   },
   transpose() {
@@ -610,13 +748,20 @@ export const while_p: Primitive<WhileParams> = definePrimitive<WhileParams>({
  * whileLoop((x) => np.less(x, 10), (x) => x.mul(2), np.array(1)); // 16
  * ```
  */
-export function whileLoop(condFun: (carry: any) => unknown, bodyFun: (carry: any) => unknown, init: unknown): any {
+export function whileLoop(
+  condFun: (carry: any) => unknown,
+  bodyFun: (carry: any) => unknown,
+  init: unknown,
+): any {
   const [carry, tree] = leavesOf(init, "whileLoop");
   const avals = carry.map((c) => c.aval);
   const [condJ, condConsts] = stageHoisted((...xs) => {
     const [p] = leavesOf(condFun(unflatten(tree, xs)), "whileLoop");
     if (p.length !== 1 || p[0]!.ndim !== 0 || p[0]!.dtype !== "bool") {
-      throw new TraceError(`condFun must return a bool scalar, got ${p.map((x) => avalToString(x.aval)).join(", ")}`, "whileLoop");
+      throw new TraceError(
+        `condFun must return a bool scalar, got ${p.map((x) => avalToString(x.aval)).join(", ")}`,
+        "whileLoop",
+      );
     }
     return p;
   }, avals);
@@ -651,10 +796,19 @@ export function whileLoop(condFun: (carry: any) => unknown, bodyFun: (carry: any
  * foriLoop(0, 5, (i, acc) => acc.add(i), np.array(0, "int32")); // 10
  * ```
  */
-export function foriLoop(lower: number | Tensor, upper: number | Tensor, body: (i: Tensor, carry: any) => unknown, init: unknown): any {
+export function foriLoop(
+  lower: number | Tensor,
+  upper: number | Tensor,
+  body: (i: Tensor, carry: any) => unknown,
+  init: unknown,
+): any {
   if (typeof lower === "number" && typeof upper === "number") {
     const n = Math.max(0, upper - lower);
-    const idx = Tensor._fromBuffer([n], "int32", Int32Array.from({ length: n }, (_, k) => lower + k));
+    const idx = Tensor._fromBuffer(
+      [n],
+      "int32",
+      Int32Array.from({ length: n }, (_, k) => lower + k),
+    );
     return scan((c, i) => [body(i as Tensor, c), null], init, idx)[0];
   }
   const lo = convertElementType(asTensor(lower, "foriLoop"), "int32");

@@ -12,7 +12,8 @@ import { expectClose } from "../../src/testing/checks.js";
 import { cond, foriLoop, scan, switchCase, whileLoop } from "../../src/transforms/control-flow.js";
 import { grad, jvp, makeJaxpr, vmap } from "../../src/transforms/index.js";
 
-const f64 = (xs: number[], shape = [xs.length]) => Tensor._fromBuffer(shape, "float64", Float64Array.from(xs));
+const f64 = (xs: number[], shape = [xs.length]) =>
+  Tensor._fromBuffer(shape, "float64", Float64Array.from(xs));
 const s64 = (x: number) => f64([x], []);
 const i32 = (x: number) => Tensor._fromBuffer([], "int32", Int32Array.from([x]));
 const bool = (x: boolean) => Tensor._fromBuffer([], "bool", Uint8Array.from([x ? 1 : 0]));
@@ -22,13 +23,20 @@ const c64 = (v: number, like: Tensor) => lax.broadcastInDim(s64(v), [...like.sha
 
 /** Central difference of a scalar function along direction u at x. */
 function fd(f: (x: Tensor) => Tensor, x: Tensor, u: Tensor, h = 1e-5): number {
-  const xp = f64(vals(x).map((v, i) => v + h * vals(u)[i]!), [...x.shape]);
-  const xm = f64(vals(x).map((v, i) => v - h * vals(u)[i]!), [...x.shape]);
+  const xp = f64(
+    vals(x).map((v, i) => v + h * vals(u)[i]!),
+    [...x.shape],
+  );
+  const xm = f64(
+    vals(x).map((v, i) => v - h * vals(u)[i]!),
+    [...x.shape],
+  );
   return (f(xp).item() - f(xm).item()) / (2 * h);
 }
 const dotv = (a: Tensor, b: Tensor) => vals(a).reduce((s, v, i) => s + v * vals(b)[i]!, 0);
 
-const arbVec = (n: number) => fc.array(fc.double({ min: -1.5, max: 1.5, noNaN: true }), { minLength: n, maxLength: n });
+const arbVec = (n: number) =>
+  fc.array(fc.double({ min: -1.5, max: 1.5, noNaN: true }), { minLength: n, maxLength: n });
 const runs = { numRuns: 30 };
 
 describe("cond / switch", () => {
@@ -45,17 +53,44 @@ describe("cond / switch", () => {
   });
   it("pytree operands and closed-over values", () => {
     const w = f64([2, 3]);
-    const out = cond(bool(true), (p: { a: Tensor; b: Tensor }) => ({ s: lax.add(lax.mul(p.a, w), p.b) }), (p: { a: Tensor; b: Tensor }) => ({ s: p.b }), { a: f64([1, 1]), b: f64([1, 2]) });
+    const out = cond(
+      bool(true),
+      (p: { a: Tensor; b: Tensor }) => ({ s: lax.add(lax.mul(p.a, w), p.b) }),
+      (p: { a: Tensor; b: Tensor }) => ({ s: p.b }),
+      { a: f64([1, 1]), b: f64([1, 2]) },
+    );
     expect(vals(out.s)).toEqual([3, 5]);
   });
   it("branches with different avals raise a TraceError naming the branch", () => {
-    expect(() => cond(bool(true), (x: Tensor) => x, (x: Tensor) => sumAll(x), f64([1, 2]))).toThrow(/branch 1.*f64\[\]/);
-    expect(() => cond(bool(true), (x: Tensor) => x, (x: Tensor) => sumAll(x), f64([1, 2]))).toThrow(TraceError);
+    expect(() =>
+      cond(
+        bool(true),
+        (x: Tensor) => x,
+        (x: Tensor) => sumAll(x),
+        f64([1, 2]),
+      ),
+    ).toThrow(/branch 1.*f64\[\]/);
+    expect(() =>
+      cond(
+        bool(true),
+        (x: Tensor) => x,
+        (x: Tensor) => sumAll(x),
+        f64([1, 2]),
+      ),
+    ).toThrow(TraceError);
   });
   it("jvp and grad match finite differences", () => {
     fc.assert(
       fc.property(arbVec(3), arbVec(3), fc.boolean(), (xs, us, p) => {
-        const f = (x: Tensor) => sumAll(cond(bool(p), (y: Tensor) => lax.sin(lax.mul(y, x)), (y: Tensor) => lax.mul(y, y), x));
+        const f = (x: Tensor) =>
+          sumAll(
+            cond(
+              bool(p),
+              (y: Tensor) => lax.sin(lax.mul(y, x)),
+              (y: Tensor) => lax.mul(y, y),
+              x,
+            ),
+          );
         const x = f64(xs);
         const u = f64(us);
         const expected = fd(f, x, u);
@@ -85,7 +120,12 @@ describe("cond / switch", () => {
     const loop = [0, 1, 2, 3].map((i) => (vals(ps)[i] ? Math.sin(vals(xs)[i]!) : vals(xs)[i]! ** 2));
     expectClose(out, loop, 1e-15, 0);
     const out2 = vmap(f, { inAxes: [null, 0] })(bool(false), xs) as Tensor;
-    expectClose(out2, vals(xs).map((v) => v * v), 1e-15, 0);
+    expectClose(
+      out2,
+      vals(xs).map((v) => v * v),
+      1e-15,
+      0,
+    );
     expect(makeJaxpr((p: Tensor, x: Tensor) => vmap(f)(p, x))(ps, xs).toString()).toContain("select");
   });
   it("makeJaxpr prints cond with its branches", () => {
@@ -98,28 +138,41 @@ describe("cond / switch", () => {
 describe("scan", () => {
   it("cumulative sum matches a loop, forwards and reversed", () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: -5, max: 5, noNaN: true }), { minLength: 0, maxLength: 6 }), fc.boolean(), (xs, reverse) => {
-        const [c, ys] = scan((c: Tensor, x: Tensor) => [lax.add(c, x), lax.add(c, x)], s64(0), f64(xs), { reverse });
-        const exp: number[] = new Array(xs.length);
-        let acc = 0;
-        for (let k = 0; k < xs.length; k++) {
-          const t = reverse ? xs.length - 1 - k : k;
-          acc += xs[t]!;
-          exp[t] = acc;
-        }
-        expectClose(ys as Tensor, exp, 1e-12, 1e-12);
-        expect(Math.abs((c as Tensor).item() - acc)).toBeLessThan(1e-12);
-      }),
+      fc.property(
+        fc.array(fc.double({ min: -5, max: 5, noNaN: true }), { minLength: 0, maxLength: 6 }),
+        fc.boolean(),
+        (xs, reverse) => {
+          const [c, ys] = scan((c: Tensor, x: Tensor) => [lax.add(c, x), lax.add(c, x)], s64(0), f64(xs), {
+            reverse,
+          });
+          const exp: number[] = new Array(xs.length);
+          let acc = 0;
+          for (let k = 0; k < xs.length; k++) {
+            const t = reverse ? xs.length - 1 - k : k;
+            acc += xs[t]!;
+            exp[t] = acc;
+          }
+          expectClose(ys as Tensor, exp, 1e-12, 1e-12);
+          expect(Math.abs((c as Tensor).item() - acc)).toBeLessThan(1e-12);
+        },
+      ),
       runs,
     );
   });
   it("length without xs, pytree carry", () => {
-    const [c] = scan((c: { a: Tensor; n: Tensor }) => [{ a: lax.mul(c.a, s64(2)), n: lax.add(c.n, s64(1)) }, null], { a: s64(1), n: s64(0) }, undefined, { length: 5 });
+    const [c] = scan(
+      (c: { a: Tensor; n: Tensor }) => [{ a: lax.mul(c.a, s64(2)), n: lax.add(c.n, s64(1)) }, null],
+      { a: s64(1), n: s64(0) },
+      undefined,
+      { length: 5 },
+    );
     expect(c.a.item()).toBe(32);
     expect(c.n.item()).toBe(5);
   });
   it("carry mismatch raises a TraceError", () => {
-    expect(() => scan((c: Tensor, x: Tensor) => [lax.broadcastInDim(c, [2], []), x], s64(0), f64([1, 2]))).toThrow(TraceError);
+    expect(() =>
+      scan((c: Tensor, x: Tensor) => [lax.broadcastInDim(c, [2], []), x], s64(0), f64([1, 2])),
+    ).toThrow(TraceError);
   });
 
   // RNN: h <- tanh(W h + x_t); loss = sum(h_T) + sum(ys^2).
@@ -156,19 +209,31 @@ describe("scan", () => {
     const W = f64([0.5, -0.3, 0.2, 0.8], [2, 2]);
     const Xb = f64([0.1, 0.2, 0.3, -0.4, 0.5, 0.6, -0.7, 0.8, 0.9, 1.0, -1.1, 1.2], [2, 3, 2]);
     const out = vmap((X: Tensor) => rnn(W, X))(Xb) as Tensor;
-    const loop = [0, 1].map((b) => rnn(W, lax.reshape(lax.slice(Xb, [b, 0, 0], [b + 1, 3, 2]), [3, 2])).item());
+    const loop = [0, 1].map((b) =>
+      rnn(W, lax.reshape(lax.slice(Xb, [b, 0, 0], [b + 1, 3, 2]), [3, 2])).item(),
+    );
     expectClose(out, loop, 1e-14, 1e-14);
     const Ws = f64([0.5, -0.3, 0.2, 0.8, 0.1, 0.2, 0.3, 0.4], [2, 2, 2]);
     const X = f64([0.1, 0.2, 0.3, -0.4, 0.5, 0.6], [3, 2]);
     const out2 = vmap((W: Tensor) => rnn(W, X))(Ws) as Tensor;
-    const loop2 = [0, 1].map((b) => rnn(lax.reshape(lax.slice(Ws, [b, 0, 0], [b + 1, 2, 2]), [2, 2]), X).item());
+    const loop2 = [0, 1].map((b) =>
+      rnn(lax.reshape(lax.slice(Ws, [b, 0, 0], [b + 1, 2, 2]), [2, 2]), X).item(),
+    );
     expectClose(out2, loop2, 1e-14, 1e-14);
     const g = vmap((W: Tensor) => grad((W: Tensor) => rnn(W, X))(W))(Ws) as Tensor;
-    const gl = [0, 1].flatMap((b) => vals(grad((W: Tensor) => rnn(W, X))(lax.reshape(lax.slice(Ws, [b, 0, 0], [b + 1, 2, 2]), [2, 2])) as Tensor));
+    const gl = [0, 1].flatMap((b) =>
+      vals(
+        grad((W: Tensor) => rnn(W, X))(
+          lax.reshape(lax.slice(Ws, [b, 0, 0], [b + 1, 2, 2]), [2, 2]),
+        ) as Tensor,
+      ),
+    );
     expectClose(g, gl, 1e-12, 1e-12);
   });
   it("makeJaxpr prints scan with its body", () => {
-    const text = makeJaxpr((xs: Tensor) => scan((c: Tensor, x: Tensor) => [lax.add(c, x), c], s64(0), xs)[0])(f64([1, 2])).toString();
+    const text = makeJaxpr((xs: Tensor) => scan((c: Tensor, x: Tensor) => [lax.add(c, x), c], s64(0), xs)[0])(
+      f64([1, 2]),
+    ).toString();
     expect(text).toContain("scan[");
     expect(text).toContain("add");
   });
@@ -182,7 +247,8 @@ describe("foriLoop", () => {
     expect(foriLoop(3, 3, body, s64(1)).item()).toBe(1);
   });
   it("grad with static bounds matches finite differences", () => {
-    const f = (x: Tensor) => sumAll(foriLoop(0, 4, (_i: Tensor, c: Tensor) => lax.sin(lax.mul(c, x)), lax.add(x, c64(0.5, x))));
+    const f = (x: Tensor) =>
+      sumAll(foriLoop(0, 4, (_i: Tensor, c: Tensor) => lax.sin(lax.mul(c, x)), lax.add(x, c64(0.5, x))));
     const x = f64([0.3, -0.8]);
     const u = f64([0.7, 0.2]);
     const g = grad(f)(x) as Tensor;
@@ -192,7 +258,8 @@ describe("foriLoop", () => {
 
 describe("whileLoop", () => {
   const condFun = (c: [Tensor, Tensor]) => lax.lt(c[0], s64(1.5));
-  const bodyFun = (c: [Tensor, Tensor]) => [lax.add(c[0], s64(0.4)), lax.mul(lax.sin(c[1]), s64(1.1))] as [Tensor, Tensor];
+  const bodyFun = (c: [Tensor, Tensor]) =>
+    [lax.add(c[0], s64(0.4)), lax.mul(lax.sin(c[1]), s64(1.1))] as [Tensor, Tensor];
   it("value matches a JS loop", () => {
     const [i, y] = whileLoop(condFun, bodyFun, [s64(0), s64(0.7)]);
     let a = 0;
@@ -207,7 +274,12 @@ describe("whileLoop", () => {
     expect(Math.abs((t as Tensor).item() - fd(f, s64(0.7), s64(1)))).toBeLessThan(1e-7);
   });
   it("vmap with a batched predicate matches a loop", () => {
-    const f = (n: Tensor) => whileLoop((c: [Tensor, Tensor]) => lax.lt(c[0], n), (c: [Tensor, Tensor]) => [lax.add(c[0], s64(1)), lax.mul(c[1], s64(2))], [s64(0), s64(1)])[1];
+    const f = (n: Tensor) =>
+      whileLoop(
+        (c: [Tensor, Tensor]) => lax.lt(c[0], n),
+        (c: [Tensor, Tensor]) => [lax.add(c[0], s64(1)), lax.mul(c[1], s64(2))],
+        [s64(0), s64(1)],
+      )[1];
     const out = vmap(f)(f64([0, 1, 3, 5])) as Tensor;
     expect(vals(out)).toEqual([1, 2, 8, 32]);
   });

@@ -1,0 +1,16 @@
+/**
+ * `optim`: optax-style gradient transformations, optimizers and schedules.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.sgd(0.1, { momentum: 0.9 });
+ * let state = opt.init(params);
+ * const [updates, s1] = opt.update(grads, state, params);
+ * params = optim.applyUpdates(params, updates);
+ * ```
+ */
+export * from "./base.js";
+export * from "./tree-math.js";
+export * from "./transforms.js";
+export * from "./alias.js";
+export * from "./schedules.js";

@@ -15,7 +15,6 @@ import {
   checkNumber,
   checkScalarOrSchedule,
   checkSchedule,
-  identity,
 } from "./base.js";
 import { biasCorrection, safeIncrement, treeNorm, treeZerosLike, updateMoment } from "./tree-math.js";
 

@@ -194,6 +194,26 @@ describe("customVjp", () => {
     expectClose(g2, [0.6], 1e-14, 0);
   });
 
+  it("second order through a differentiable bwd, and custom_lin in the linear jaxpr", () => {
+    const sq = customVjp((x: Tensor) => lax.mul(x, x));
+    sq.defVjp(
+      (x: Tensor) => [lax.mul(x, x), x],
+      (x: Tensor, g: Tensor) => [lax.mul(lax.mul(scalarLike(2, x), x), g)],
+    );
+    const x = f64([1.5, -2]);
+    expectClose(grad((y: Tensor) => sumAll(grad((z: Tensor) => sumAll(sq(z)))(y)))(x), [2, 2], 1e-15, 0);
+    const closed = makeJaxprFlat(
+      (p, t) => {
+        const [o, to] = jvpFlat((y) => [sq(y!)], [p!], [t!]);
+        return [...o, ...to.map(instantiate)];
+      },
+      [x.aval, x.aval],
+    );
+    const { unknown, numResiduals } = partialEvalJaxpr(closed.jaxpr, [false, true], [false, true]);
+    expect(unknown.eqns.map((e) => e.prim.name)).toEqual(["custom_lin"]);
+    expect(numResiduals).toBe(1);
+  });
+
   it("vmap(grad(...)) and vmap of the function", () => {
     const xs = f64([0.5, -4, 2], [3, 1]);
     const gs = vmap(grad((y: Tensor) => sumAll(lax.mul(clipGradient(y), y))))(xs) as Tensor;
@@ -255,6 +275,17 @@ describe("checkpoint", () => {
     expect(arr(t as Tensor)).toEqual(arr(jvp(body, [x], [f64([1, 2, 3, 4])])[1] as Tensor));
     const xs = f64([0.3, -1.4, 2.2, 0, 1, 2], [3, 2]);
     expect(arr(vmap(grad(lossCk))(xs) as Tensor)).toEqual(arr(vmap(grad(loss))(xs) as Tensor));
+  });
+
+  it("differentiates through closed-over tracers (hoisted into inputs)", () => {
+    const x = f64([0.3, -1.4]);
+    const w = f64([2, 0.5]);
+    const viaClosure = (v: Tensor) => sumAll(checkpoint((y: Tensor) => body(lax.mul(y, v)))(x));
+    const direct = (v: Tensor) => sumAll(body(lax.mul(x, v)));
+    expect(arr(grad(viaClosure)(w))).toEqual(arr(grad(direct)(w)));
+    expect(arr(vmap(grad(viaClosure))(f64([1, 2, 3, 4], [2, 2])) as Tensor)).toEqual(
+      arr(vmap(grad(direct))(f64([1, 2, 3, 4], [2, 2])) as Tensor),
+    );
   });
 
   it("everything_saveable gives the same gradients", () => {

@@ -128,6 +128,14 @@ describe("cond / switch", () => {
     );
     expect(makeJaxpr((p: Tensor, x: Tensor) => vmap(f)(p, x))(ps, xs).toString()).toContain("select");
   });
+  it("vmap of grad with a batched index matches a loop", () => {
+    const brs = [(x: Tensor) => lax.exp(x), (x: Tensor) => lax.sin(x), (x: Tensor) => lax.mul(x, x)];
+    const f = (k: Tensor, x: Tensor) => switchCase(k, brs, x);
+    const ks = Tensor._fromBuffer([3], "int32", Int32Array.from([2, 0, 1]));
+    const xs = f64([0.3, -0.2, 0.9]);
+    const g = vmap((k: Tensor, x: Tensor) => grad((x: Tensor) => f(k, x))(x))(ks, xs) as Tensor;
+    expectClose(g, [2 * 0.3, Math.exp(-0.2), Math.cos(0.9)], 1e-14, 0);
+  });
   it("makeJaxpr prints cond with its branches", () => {
     const text = makeJaxpr((x: Tensor) => cond(bool(true), branchF, branchG, x))(f64([1])).toString();
     expect(text).toContain("cond[");
@@ -229,6 +237,11 @@ describe("scan", () => {
       ),
     );
     expectClose(g, gl, 1e-12, 1e-12);
+  });
+  it("grad through an empty scan is the identity on the carry", () => {
+    const f = (c: Tensor) =>
+      sumAll(scan((c: Tensor, x: Tensor) => [lax.mul(c, x), x], c, f64([], [0, 2]))[0] as Tensor);
+    expect(vals(grad(f)(f64([1, 2])) as Tensor)).toEqual([1, 1]);
   });
   it("makeJaxpr prints scan with its body", () => {
     const text = makeJaxpr((xs: Tensor) => scan((c: Tensor, x: Tensor) => [lax.add(c, x), c], s64(0), xs)[0])(

@@ -10,6 +10,9 @@
 export * from "./core/index.js";
 export * as nn from "./nn/index.js";
 export {
+  checkpoint,
+  customJvp,
+  customVjp,
   grad,
   hessian,
   hvp,

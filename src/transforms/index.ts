@@ -5,3 +5,4 @@ export { partialEvalJaxpr, type PartialEvalRule } from "./partial-eval.js";
 export { makeJaxpr, makeJaxprFlat } from "./staging.js";
 export { backwardPass } from "./transpose.js";
 export { vmap, vmapFlat, type VmapOptions } from "./vmap.js";
+export { checkpoint, customJvp, customVjp, type CheckpointOptions, type CustomJvpOptions, type CustomVjpOptions } from "./custom.js";

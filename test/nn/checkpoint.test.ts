@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { allocate, type DType } from "../../src/core/dtype.js";
 import { CheckpointError } from "../../src/core/errors.js";
 import { Tensor } from "../../src/core/tensor.js";
+import { register, unregister } from "../../src/core/tree.js";
 import { deserialize, load, parseKeyPath, save, serialize } from "../../src/nn/checkpoint.js";
 
 const DTYPES: DType[] = ["float32", "float64", "int32", "uint32", "bool"];
@@ -208,6 +209,24 @@ describe("corrupt files raise CheckpointError", () => {
     );
   });
 
+  it("random garbage and garbage headers of plausible length", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.string({ maxLength: 40 }), (junk, text) => {
+        const withLen = new Uint8Array(8 + junk.length);
+        new DataView(withLen.buffer).setUint32(0, junk.length, true);
+        withLen.set(junk, 8);
+        for (const b of [junk, withLen, handMade(text, new Uint8Array(0))]) {
+          try {
+            deserialize(b);
+          } catch (e) {
+            expect(e).toBeInstanceOf(CheckpointError);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("absurd sizes", () => {
     const huge = new Uint8Array(16);
     new DataView(huge.buffer).setUint32(4, 0xffffffff, true);
@@ -263,6 +282,31 @@ describe("like", () => {
     expect(msg).toMatch(/b: expected I32\[4\], checkpoint has I32\[3\]/);
     expect(msg).toMatch(/missing: missing from the checkpoint/);
     expect(msg).toMatch(/extra: in the checkpoint but not in `like`/);
+  });
+});
+
+describe("registered classes", () => {
+  it("come back as objects without like, and as the class with like", () => {
+    class Dense {
+      constructor(
+        readonly w: Tensor,
+        readonly b: Tensor,
+      ) {}
+    }
+    register(Dense, (d) => [[d.w, d.b], null], (_a, [w, b]) => new Dense(w as Tensor, b as Tensor), { childNames: () => ["w", "b"] });
+    try {
+      const m = { layers: [new Dense(tensor([2], "float32", [1, 2]), tensor([], "float32", [3]))] };
+      const bytes = serialize(m);
+      expect(Object.keys(readHeader(bytes).header).sort()).toEqual(["__metadata__", "layers[0].b", "layers[0].w"]);
+      const plain = deserialize(bytes).tree as any;
+      expect(plain.layers[0]).not.toBeInstanceOf(Dense);
+      expect(Array.from(plain.layers[0].w._buf)).toEqual([1, 2]);
+      const back = deserialize(bytes, m).tree;
+      expect(back.layers[0]).toBeInstanceOf(Dense);
+      expect(view(back.layers[0]!.b)).toEqual(view(m.layers[0]!.b));
+    } finally {
+      unregister(Dense);
+    }
   });
 });
 

@@ -30,7 +30,7 @@ import { randomBytes } from "node:crypto";
 import type { DType, TypedArray } from "../core/dtype.js";
 import { CheckpointError, fmtShape } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
-import { flattenWithPath, keyPathToString, type KeyPath, type PathEntry } from "../core/tree.js";
+import { flattenWithPath, keyPathToString, type PathEntry } from "../core/tree.js";
 
 const OP_SAVE = "checkpoint.save";
 const OP_LOAD = "checkpoint.load";
@@ -626,4 +626,3 @@ export function load<T = unknown>(path: string, like?: T): Checkpoint<T> {
   return deserialize(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), like);
 }
 
-export type { KeyPath };

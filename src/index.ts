@@ -8,6 +8,10 @@
  * ```
  */
 export * from "./core/index.js";
+import * as coreLax from "./core/lax.js";
+import { cond, foriLoop, scan, switchCase, whileLoop } from "./transforms/control-flow.js";
+/** `lax`: the primitives by JAX's names in camelCase, plus control flow (`cond`, `switch`, `scan`, `whileLoop`, `foriLoop`). */
+export const lax = { ...coreLax, cond, switch: switchCase, scan, whileLoop, foriLoop };
 export * as nn from "./nn/index.js";
 export {
   checkpoint,

@@ -1,5 +1,4 @@
 /** The core public surface: arrays, dtypes, numpy, lax, random, trees, jaxprs and errors. */
-export * as lax from "./lax.js";
 export * as numpy from "./numpy/index.js";
 export * as random from "./random.js";
 export * as tree from "./tree.js";

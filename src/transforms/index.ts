@@ -6,3 +6,4 @@ export { makeJaxpr, makeJaxprFlat } from "./staging.js";
 export { backwardPass } from "./transpose.js";
 export { vmap, vmapFlat, type VmapOptions } from "./vmap.js";
 export { checkpoint, customJvp, customVjp, type CheckpointOptions, type CustomJvpOptions, type CustomVjpOptions } from "./custom.js";
+export { cond, foriLoop, scan, switchCase, whileLoop, type ScanOptions } from "./control-flow.js";

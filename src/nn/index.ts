@@ -1,2 +1,6 @@
-/** `nn`: jax.nn's functions (layers, initializers, losses and models join in later issues). */
+/** `nn`: jax.nn's functions, layers as (init, apply) pairs, initializers, and safetensors checkpoints. */
 export * from "./functions.js";
+export * from "./layer.js";
+export * from "./layers.js";
+export * as initializers from "./initializers.js";
+export { type Checkpoint, deserialize, load, save, serialize } from "./checkpoint.js";

@@ -433,7 +433,7 @@ describe("applyUpdates, masks, wrappers", () => {
     [u, s] = opt.update({ w: np.array([Infinity, 1], "float64") }, s, p);
     [u, s] = opt.update({ w: np.array([Infinity, 1], "float64") }, s, p);
     expect(s.notFiniteCount.item()).toBe(2);
-    expect((u as typeof p).w.toArray()[1]).not.toBe(0); // applied: 2 > maxConsecutiveErrors
+    expect(((u as typeof p).w.toArray() as number[])[1]).not.toBe(0); // applied: 2 > maxConsecutiveErrors
     expect(s.totalNotFinite.item()).toBe(3);
   });
 });

@@ -2,7 +2,6 @@
 import { type GradientTransformation, type ScalarOrSchedule, chain, checkNumber, checkScalarOrSchedule, identity } from "./base.js";
 import {
   type Mask,
-  type PathPredicate,
   addDecayedWeights,
   scaleByAdam,
   scaleByLearningRate,
@@ -45,7 +44,7 @@ export function adam(
 /** `optax.adamw`: Adam with decoupled weight decay (`mask` limits it). @example adamw(1e-3, { weightDecay: 1e-4 }) */
 export function adamw(
   learningRate: ScalarOrSchedule,
-  opts: { b1?: number; b2?: number; eps?: number; epsRoot?: number; weightDecay?: number; mask?: Mask | PathPredicate } = {},
+  opts: { b1?: number; b2?: number; eps?: number; epsRoot?: number; weightDecay?: number; mask?: Mask } = {},
 ): GradientTransformation<unknown[]> {
   checkScalarOrSchedule("adamw", "learningRate", learningRate);
   const { weightDecay = 1e-4, mask, ...adamOpts } = opts;
@@ -78,7 +77,7 @@ export function adagrad(
 /** `optax.lamb`: Adam moments, decoupled weight decay, layer-wise trust ratio. @example lamb(1e-3) */
 export function lamb(
   learningRate: ScalarOrSchedule,
-  opts: { b1?: number; b2?: number; eps?: number; epsRoot?: number; weightDecay?: number; mask?: Mask | PathPredicate } = {},
+  opts: { b1?: number; b2?: number; eps?: number; epsRoot?: number; weightDecay?: number; mask?: Mask } = {},
 ): GradientTransformation<unknown[]> {
   checkScalarOrSchedule("lamb", "learningRate", learningRate);
   const { weightDecay = 0, mask, eps = 1e-6, ...rest } = opts;
@@ -88,7 +87,7 @@ export function lamb(
 /** `optax.lion`. @example lion(1e-4, { weightDecay: 1e-3 }) */
 export function lion(
   learningRate: ScalarOrSchedule,
-  opts: { b1?: number; b2?: number; weightDecay?: number; mask?: Mask | PathPredicate } = {},
+  opts: { b1?: number; b2?: number; weightDecay?: number; mask?: Mask } = {},
 ): GradientTransformation<unknown[]> {
   checkScalarOrSchedule("lion", "learningRate", learningRate);
   const { b1 = 0.9, b2 = 0.99, weightDecay = 1e-3, mask } = opts;

@@ -173,39 +173,65 @@ export function scaleByRss(opts: { initialAccumulatorValue?: number; eps?: numbe
   };
 }
 
-/** A mask: a tree of booleans with the parameters' structure, or a predicate on each leaf's key path. */
-export type Mask =
-  | unknown
-  | ((path: string, leaf: Tensor, keyPath: tree.KeyPath) => boolean)
-  | ((params: Params) => unknown);
+/**
+ * A mask: a tree of booleans with the parameters' structure, a predicate on each leaf's key path
+ * (`(path, leaf) => boolean`, path as `"dense.kernel"`), {@link byPath} of one, or
+ * {@link maskFromParams} of a function building the boolean tree from the parameters (optax's form).
+ */
+export type Mask = unknown;
 
-/** A predicate mask, told apart from a mask-producing function by its tag. */
+/** A key-path predicate: `path` is `keyPathToString(keyPath)`, e.g. `"layers[0].kernel"`. */
+export type PathTest = (path: string, leaf: Tensor, keyPath: tree.KeyPath) => boolean;
+
+/** A tagged predicate mask. */
 export interface PathPredicate {
   readonly kind: "pathPredicate";
-  readonly test: (path: string, leaf: Tensor, keyPath: tree.KeyPath) => boolean;
+  readonly test: PathTest;
+}
+
+/** A tagged mask built from the parameters, as optax's callable masks are. */
+export interface ParamsMask {
+  readonly kind: "paramsMask";
+  readonly build: (params: Params) => unknown;
 }
 
 /**
- * Wraps a key-path predicate as a mask.
+ * Wraps a key-path predicate as a mask (a bare function works too; this names the intent).
  *
  * @example addDecayedWeights(1e-4, byPath((p) => !p.endsWith("bias")))
  */
-export function byPath(test: (path: string, leaf: Tensor, keyPath: tree.KeyPath) => boolean): PathPredicate {
+export function byPath(test: PathTest): PathPredicate {
   return { kind: "pathPredicate", test };
 }
 
-function isPathPredicate(m: unknown): m is PathPredicate {
-  return typeof m === "object" && m !== null && (m as PathPredicate).kind === "pathPredicate";
+/**
+ * A mask computed from the parameters (optax's callable `mask(params)`).
+ *
+ * @example masked(t, maskFromParams((p) => tree.map((x) => x.ndim > 1, p)))
+ */
+export function maskFromParams(build: (params: Params) => unknown): ParamsMask {
+  return { kind: "paramsMask", build };
 }
+
+const isTagged = (m: unknown, kind: string): boolean =>
+  typeof m === "object" && m !== null && (m as { kind?: unknown }).kind === kind;
 
 /** Resolves a mask to a tree of booleans with the structure of `params`. */
 function resolveMask(op: string, mask: unknown, params: Params): unknown {
   let m: unknown;
-  if (isPathPredicate(mask)) m = tree.mapWithPath((p, leaf: Tensor) => mask.test(tree.keyPathToString(p), leaf, p), params);
-  else if (typeof mask === "function") m = (mask as (p: Params) => unknown)(params);
+  const byPathTest = (test: PathTest) =>
+    tree.mapWithPath((p, leaf: Tensor) => {
+      const b = test(tree.keyPathToString(p), leaf, p);
+      if (typeof b !== "boolean")
+        throw new ConfigError(`the mask predicate must return a boolean, got ${String(b)} at ${tree.keyPathToString(p)}`, op);
+      return b;
+    }, params);
+  if (isTagged(mask, "pathPredicate")) m = byPathTest((mask as PathPredicate).test);
+  else if (isTagged(mask, "paramsMask")) m = (mask as ParamsMask).build(params);
+  else if (typeof mask === "function") m = byPathTest(mask as PathTest);
   else m = mask;
   const ok = tree.leaves(m).every((b) => typeof b === "boolean");
-  if (!ok) throw new ConfigError("the mask must be a tree of booleans (or byPath(predicate), or params => tree of booleans)", op);
+  if (!ok) throw new ConfigError("the mask must be a tree of booleans, a key-path predicate, or maskFromParams(f)", op);
   tree.assertSameStructure(tree.structure(params), tree.structure(m), op);
   return m;
 }
@@ -228,7 +254,7 @@ export interface MaskedState {
  *
  * @example masked(addDecayedWeights(1e-4), byPath((p) => p.endsWith("kernel")))
  */
-export function masked<S>(inner: GradientTransformation<S>, mask: Mask | PathPredicate): GradientTransformation<MaskedState> {
+export function masked<S>(inner: GradientTransformation<S>, mask: Mask): GradientTransformation<MaskedState> {
   const op = "masked";
   return {
     init: (params) => {
@@ -273,7 +299,7 @@ export function multiTransform(
     return l;
   };
   const parts = Object.fromEntries(
-    Object.entries(transforms).map(([k, t]) => [k, masked(t, (p: Params) => tree.map((s: string) => s === k, labelTree(p)))]),
+    Object.entries(transforms).map(([k, t]) => [k, masked(t, maskFromParams((p: Params) => tree.map((s: string) => s === k, labelTree(p))))]),
   );
   return {
     init: (params) => Object.fromEntries(Object.entries(parts).map(([k, t]) => [k, t.init(params)])),
@@ -296,7 +322,7 @@ export function multiTransform(
  *
  * @example chain(scaleByAdam(), addDecayedWeights(1e-4, byPath((p) => !p.endsWith("bias"))), scaleByLearningRate(1e-3))
  */
-export function addDecayedWeights(weightDecay: number, mask?: Mask | PathPredicate): GradientTransformation<any> {
+export function addDecayedWeights(weightDecay: number, mask?: Mask): GradientTransformation<any> {
   checkNumber("addDecayedWeights", "weightDecay", weightDecay, { min: 0 });
   const base: GradientTransformation<null> = {
     init: () => null,

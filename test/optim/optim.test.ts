@@ -402,6 +402,32 @@ describe("applyUpdates, masks, wrappers", () => {
     expect(((u2 as ReturnType<typeof params>).dense.kernel.toArray() as number[]).map((v) => v + 0)).toEqual([0, 0]);
   });
 
+  it("a bare key-path predicate, maskFromParams, and a bad predicate", () => {
+    const p = params();
+    const g = zeroGrads();
+    const t1 = optim.addDecayedWeights(1, (path: string, leaf: Tensor) => path.startsWith("dense") && leaf.shape[0] === 1);
+    const [u1] = t1.update(g, t1.init(p), p);
+    expect((u1 as ReturnType<typeof params>).dense.bias.toArray()).toEqual([3]);
+    expect((u1 as ReturnType<typeof params>).dense.kernel.toArray()).toEqual([0, 0]);
+    const t2 = optim.addDecayedWeights(1, optim.maskFromParams((q) => tree.map((x: Tensor) => x.shape[0] === 2, q)));
+    const [u2] = t2.update(g, t2.init(p), p);
+    expect((u2 as ReturnType<typeof params>).dense.kernel.toArray()).toEqual([1, 2]);
+    expect((u2 as ReturnType<typeof params>).norm.scale.toArray()).toEqual([0]);
+    const bad = optim.addDecayedWeights(1, (() => 1) as unknown as optim.PathTest);
+    expect(() => bad.init(p)).toThrow(ConfigError);
+  });
+
+  it("scaleByTrustRatio: ‖p‖/‖u‖ per leaf, 1 where a norm is zero", () => {
+    const t = optim.scaleByTrustRatio();
+    const p = { a: np.array([3, 4], "float64"), b: np.array([0, 0], "float64"), c: np.array([1], "float64") };
+    const u = { a: np.array([0, 0.5], "float64"), b: np.array([2, 0], "float64"), c: np.array([0], "float64") };
+    const [r] = t.update(u, t.init(p), p);
+    const rr = r as typeof p;
+    expect(rr.a.toArray()).toEqual([0, 5]);
+    expect(rr.b.toArray()).toEqual([2, 0]);
+    expect(rr.c.toArray()).toEqual([0]);
+  });
+
   it("masked leaves the other updates untouched; multiTransform routes by label", () => {
     const p = params();
     const g = tree.map((x: Tensor) => np.onesLike(x), p);

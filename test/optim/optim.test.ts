@@ -575,6 +575,21 @@ describe("staging: the whole state is tensors", () => {
   }
 });
 
+describe("dtypes", () => {
+  it("float32 parameters keep float32 updates and moments; counts are int32 scalars", () => {
+    const p = { w: np.array([1, -2], "float32"), b: np.array(0.5, "float32") };
+    const g = { w: np.array([0.1, 0.2], "float32"), b: np.array(-1, "float32") };
+    for (const opt of [optim.adamw(optim.cosineDecaySchedule(0.1, 5)), optim.sgd(0.1, { momentum: 0.9 }), optim.lamb(0.1), optim.adagrad(0.1)]) {
+      const [u, s] = opt.update(g, opt.init(p), p);
+      for (const x of tree.leaves<Tensor>(u)) expect(x.dtype).toBe("float32");
+      for (const x of tree.leaves<Tensor>(s)) {
+        expect(["float32", "int32"]).toContain(x.dtype);
+        if (x.dtype === "int32") expect(x.shape).toEqual([]);
+      }
+    }
+  });
+});
+
 describe("tree math", () => {
   it("treeNorm, treeVdot, treeAdd, treeScale, treeZerosLike", () => {
     const a = { x: np.array([3, 0], "float64"), y: [np.array([4], "float64")] };

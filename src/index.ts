@@ -13,6 +13,7 @@ import { cond, foriLoop, scan, switchCase, whileLoop } from "./transforms/contro
 /** `lax`: the primitives by JAX's names in camelCase, plus control flow (`cond`, `switch`, `scan`, `whileLoop`, `foriLoop`). */
 export const lax = { ...coreLax, cond, switch: switchCase, scan, whileLoop, foriLoop };
 export * as nn from "./nn/index.js";
+export * as optim from "./optim/index.js";
 export {
   checkpoint,
   customJvp,

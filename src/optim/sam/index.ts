@@ -1,0 +1,8 @@
+/**
+ * `optim.sam`: the SAM gradient (Foret et al.) and its variants (ASAM, p-norms, m-sharpness) as
+ * compositions of `grad`, `stopGradient` and `vmap`.
+ *
+ * @example const g = sam.sam(loss, { rho: 0.05 })(params, x, y);
+ */
+export { checkP, dualVector, type DualVectorOptions } from "./dual-vector.js";
+export { sam, samPerturbation, samWithDiagnostics, type AdaptiveOptions, type SamDiagnostics, type SamOptions } from "./gradient.js";

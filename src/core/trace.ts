@@ -65,7 +65,7 @@ export class NaNError extends TsjaxError {}
 
 function hasNaN(x: Tensor): boolean {
   if (x.dtype !== "float32" && x.dtype !== "float64") return false;
-  for (const v of x._buf!) if (v !== v) return true;
+  for (const v of x._buf!) if (Number.isNaN(v)) return true;
   return false;
 }
 

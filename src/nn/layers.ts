@@ -26,6 +26,7 @@ import {
 import {
   type ApplyContext,
   asLayer,
+  type InitResult,
   type Layer,
   type LayerLike,
   LayerShapeError,
@@ -564,7 +565,7 @@ export function Sequential(layers: readonly LayerLike[]): Layer {
       const state: Params = {};
       let shape = [...inputShape];
       ls.forEach((l, i) => {
-        let r;
+        let r: InitResult;
         try {
           r = l.init(keys[i]!, shape);
         } catch (e) {
@@ -607,7 +608,7 @@ export function Residual(inner: LayerLike): Layer {
   return {
     name,
     init(key, inputShape) {
-      let r;
+      let r: InitResult;
       try {
         r = l.init(key, inputShape);
       } catch (e) {
@@ -660,7 +661,7 @@ export function Parallel(layers: readonly LayerLike[], opts: ParallelOptions = {
       const params: Params = {};
       const state: Params = {};
       const shapes = ls.map((l, i) => {
-        let r;
+        let r: InitResult;
         try {
           r = l.init(keys[i]!, inputShape);
         } catch (e) {

@@ -2,7 +2,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Tensor, grad, jvp, makeJaxpr, numpy as np, random, tree, vmap } from "../src/index.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { type Tensor, grad, jvp, makeJaxpr, nn, numpy as np, optim, random, tree, vmap } from "../src/index.js";
 
 const root = join(__dirname, "..");
 
@@ -33,5 +35,31 @@ describe("README", () => {
     const g = { a: np.array([3, 4]) };
     const norm = np.sqrt(tree.leaves<Tensor>(g).reduce((s, l) => s.add(np.sum(np.square(l))), np.array(0)));
     expect(norm.item()).toBe(5);
+  });
+
+  it("its model example trains, lowers the loss, and checkpoints", () => {
+    const x = random.normal(random.key(1), [32, 784]);
+    const y = random.randint(random.key(2), [32], 0, 10);
+    const model = nn.Sequential([nn.Dense(64), nn.relu, nn.Dense(10)]);
+    const { params, state } = model.init(random.key(0), [32, 784]);
+    const loss = (p: any, x: Tensor, y: Tensor) => {
+      const [logits] = model.apply(p, state, x);
+      return np.mean(np.sum(nn.oneHot(y, 10).mul(nn.logSoftmax(logits)), -1)).neg();
+    };
+    const opt = optim.adam(1e-3);
+    let p: any = params;
+    let s: any = opt.init(params);
+    const before = loss(p, x, y).item();
+    for (let i = 0; i < 5; i++) {
+      const [updates, next] = opt.update(grad(loss)(p, x, y), s, p);
+      p = optim.applyUpdates(p, updates);
+      s = next;
+    }
+    expect(loss(p, x, y).item()).toBeLessThan(before);
+    const path = `${mkdtempSync(`${tmpdir()}/tsjax-`)}/model.safetensors`;
+    nn.save(path, p, { step: "5" });
+    const back = nn.load(path, p);
+    expect(back.metadata.step).toBe("5");
+    expect(tree.leaves<Tensor>(back.tree).map((t) => t.shape)).toEqual(tree.leaves<Tensor>(p).map((t) => t.shape));
   });
 });

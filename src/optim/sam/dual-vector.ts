@@ -13,7 +13,9 @@ export interface DualVectorOptions {
   p?: number;
   /**
    * Guarded ("beyond") mode when given: the tree is first divided by `max|g_i|` so the norm cannot
-   * underflow or overflow, `eps` is added to the norm, and a zero gradient gives zero, never NaN.
+   * underflow or overflow, `eps` is added to that scaled norm (which is >= 1 unless g = 0, so eps
+   * only guards the zero gradient: ‖d‖ = ‖ĝ‖/(‖ĝ‖ + eps) with ĝ = g/max|g|), and a zero gradient
+   * gives zero, never NaN.
    * Omitted: the official formula `g / ‖g‖` with no guard, so a zero gradient gives NaN.
    */
   eps?: number;

@@ -1,0 +1,2 @@
+/** Sharpness diagnostics: Hessian-vector products, top Hessian eigenvalues (Lanczos) and trace (Hutchinson). */
+export * from "./hessian.js";

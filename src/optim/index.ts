@@ -14,3 +14,14 @@ export * from "./tree-math.js";
 export * from "./transforms.js";
 export * from "./alias.js";
 export * from "./schedules.js";
+export {
+  type AdaptiveOptions,
+  type DualVectorOptions,
+  type SamDiagnostics,
+  type SamOptions,
+  dualVector,
+  sam,
+  samPerturbation,
+  samWithDiagnostics,
+} from "./sam/index.js";
+export * as hessian from "./sharpness/hessian.js";

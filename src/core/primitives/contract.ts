@@ -2,13 +2,15 @@
  * `dotGeneral`: the general tensor contraction of `lax.dot_general`, with batch and contracting
  * dimension numbers. Its transpose rules are again `dotGeneral`s with permuted dimension numbers.
  */
+
 import { allocate, type DType } from "../dtype.js";
 import { DTypeError, fmtShape, ShapeError } from "../errors.js";
 import { definePrimitive, type Primitive, Zero } from "../primitive.js";
 import { sizeOf, stridesOf } from "../shape.js";
 import { avalToString, type ShapedArray, Tensor } from "../tensor.js";
 import { bind1 } from "../trace.js";
-import { add, convertElementType } from "./elementwise.js";
+import { convertElementType } from "./elementwise.js";
+import { bilinearJvp } from "./rules.js";
 import { moveaxis, stridedCopy, transpose } from "./structural.js";
 import { isZero } from "./util.js";
 
@@ -199,15 +201,7 @@ export const dotGeneral_p: Primitive<DotGeneralParams> = definePrimitive<DotGene
   name: OP,
   abstractEval: ([l, r], params) => [dotAbstractEval(l!, r!, params)],
   impl: ([l, r], params, [out]) => [dotImpl(l!, r!, params, out!)],
-  jvp([l, r], [tl, tr], params) {
-    const y = bind1(dotGeneral_p, [l!, r!], params);
-    // Bilinear: d(l·r) = dl·r + l·dr.
-    const parts: Tensor[] = [];
-    if (!isZero(tl!)) parts.push(bind1(dotGeneral_p, [tl!, r!], params));
-    if (!isZero(tr!)) parts.push(bind1(dotGeneral_p, [l!, tr!], params));
-    if (parts.length === 0) return [[y], [new Zero(y.aval)]];
-    return [[y], [parts.length === 1 ? parts[0]! : add(parts[0]!, parts[1]!)]];
-  },
+  jvp: bilinearJvp(() => dotGeneral_p),
   transpose([ct], [l, r], { dimensionNumbers: dn }) {
     const lLinear = !(l instanceof Tensor);
     const rLinear = !(r instanceof Tensor);

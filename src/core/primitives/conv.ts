@@ -3,13 +3,15 @@
  * padding, lhs (input) and rhs (kernel) dilation, feature groups and batch groups. Its transpose
  * rules are again convolutions, with strides and dilations exchanged, as in JAX.
  */
+
 import { allocate, type DType } from "../dtype.js";
 import { ConfigError, DTypeError, fmtShape, ShapeError } from "../errors.js";
 import { definePrimitive, type Primitive, Zero } from "../primitive.js";
 import { sizeOf, stridesOf } from "../shape.js";
 import { avalToString, type ShapedArray, Tensor } from "../tensor.js";
 import { bind1 } from "../trace.js";
-import { add, convertElementType } from "./elementwise.js";
+import { convertElementType } from "./elementwise.js";
+import { bilinearJvp } from "./rules.js";
 import { reshape, stridedCopy, transpose, tuple } from "./structural.js";
 import { isZero } from "./util.js";
 
@@ -533,14 +535,7 @@ export const convGeneralDilated_p: Primitive<ConvParams> = definePrimitive<ConvP
   name: OP,
   abstractEval: ([l, r], params) => [convAbstractEval(l!, r!, params)],
   impl: ([l, r], params, [out]) => [convImpl(l!, r!, params, out!)],
-  jvp([l, r], [tl, tr], params) {
-    const y = bind1(convGeneralDilated_p, [l!, r!], params);
-    const parts: Tensor[] = [];
-    if (!isZero(tl!)) parts.push(bind1(convGeneralDilated_p, [tl!, r!], params));
-    if (!isZero(tr!)) parts.push(bind1(convGeneralDilated_p, [l!, tr!], params));
-    if (parts.length === 0) return [[y], [new Zero(y.aval)]];
-    return [[y], [parts.length === 1 ? parts[0]! : add(parts[0]!, parts[1]!)]];
-  },
+  jvp: bilinearJvp(() => convGeneralDilated_p),
   transpose([ct], [l, r], params) {
     const lLinear = !(l instanceof Tensor);
     const rLinear = !(r instanceof Tensor);

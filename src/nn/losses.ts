@@ -14,7 +14,10 @@ const sameShape = (a: readonly number[], b: readonly number[]) =>
 
 function checkSame(op: string, what: [string, string], a: Tensor, b: Tensor): void {
   if (!sameShape(a.shape, b.shape))
-    throw new ShapeError(`${what[0]} ${fmtShape(a.shape)} and ${what[1]} ${fmtShape(b.shape)} must have the same shape`, op);
+    throw new ShapeError(
+      `${what[0]} ${fmtShape(a.shape)} and ${what[1]} ${fmtShape(b.shape)} must have the same shape`,
+      op,
+    );
 }
 
 /** Casts `labels` to the dtype of `logits` (which must be floating). */

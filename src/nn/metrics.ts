@@ -10,14 +10,18 @@ import { oneHot } from "./functions.js";
 
 function intLabels(op: string, labels: ArrayLike, what = "labels"): Tensor {
   const l = np.asarray(labels);
-  if (l.dtype !== "int32" && l.dtype !== "uint32") throw new DTypeError(`${what} must be int32 or uint32, got ${l.dtype}`, op);
+  if (l.dtype !== "int32" && l.dtype !== "uint32")
+    throw new DTypeError(`${what} must be int32 or uint32, got ${l.dtype}`, op);
   return l;
 }
 
 function checkLogits(op: string, logits: Tensor, labels: Tensor): void {
   const lead = logits.shape.slice(0, -1);
   if (logits.ndim < 1 || lead.length !== labels.ndim || lead.some((d, i) => d !== labels.shape[i]))
-    throw new ShapeError(`logits ${fmtShape(logits.shape)} must be labels ${fmtShape(labels.shape)} plus a class axis`, op);
+    throw new ShapeError(
+      `logits ${fmtShape(logits.shape)} must be labels ${fmtShape(labels.shape)} plus a class axis`,
+      op,
+    );
 }
 
 /**
@@ -57,7 +61,11 @@ export function topKAccuracy(logits: ArrayLike, labels: ArrayLike, k: number): T
   const mask = oneHot(l, c, x.dtype);
   // The label's logit, via a one-hot sum; -inf for an out-of-range label so it never counts.
   const hasLabel = np.greater(np.sum(mask, -1, { keepdims: true }), 0);
-  const own = np.where(hasLabel, np.sum(np.multiply(mask, x), -1, { keepdims: true }), Number.POSITIVE_INFINITY);
+  const own = np.where(
+    hasLabel,
+    np.sum(np.multiply(mask, x), -1, { keepdims: true }),
+    Number.POSITIVE_INFINITY,
+  );
   const above = np.sum(np.astype(np.greater(x, own), "int32"), -1);
   const hit = np.logicalAnd(np.less(above, k), np.squeeze(hasLabel, -1));
   return np.mean(np.astype(hit, "float32"));
@@ -79,7 +87,10 @@ export function confusionMatrix(predictions: ArrayLike, labels: ArrayLike, numCl
   const p = intLabels(op, predictions, "predictions");
   const l = intLabels(op, labels);
   if (p.ndim !== l.ndim || p.shape.some((d, i) => d !== l.shape[i]))
-    throw new ShapeError(`predictions ${fmtShape(p.shape)} and labels ${fmtShape(l.shape)} must have the same shape`, op);
+    throw new ShapeError(
+      `predictions ${fmtShape(p.shape)} and labels ${fmtShape(l.shape)} must have the same shape`,
+      op,
+    );
   // float64 sums of 0/1 are exact far beyond any batch size.
   const lo = np.reshape(oneHot(l, numClasses, "float64"), [-1, numClasses]);
   const po = np.reshape(oneHot(p, numClasses, "float64"), [-1, numClasses]);

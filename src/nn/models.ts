@@ -110,7 +110,8 @@ export type BlockFn = (inChannels: number, filters: number, stride: number) => L
  */
 export const basicBlock: BlockFn = (inChannels, filters, stride) => {
   const main = Sequential([conv(filters, 3, stride), bn(), relu, conv(filters, 3), bn()]);
-  const shortcut = stride !== 1 || inChannels !== filters ? Sequential([conv(filters, 1, stride), bn()]) : identity;
+  const shortcut =
+    stride !== 1 || inChannels !== filters ? Sequential([conv(filters, 1, stride), bn()]) : identity;
   return Sequential([sumOf(main, shortcut), relu]);
 };
 

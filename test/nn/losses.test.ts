@@ -15,7 +15,8 @@ import {
 import { accuracy, confusionMatrix, topKAccuracy } from "../../src/nn/metrics.js";
 import { grad } from "../../src/transforms/index.js";
 
-const f64 = (rows: number[][]) => Tensor._fromBuffer([rows.length, rows[0]!.length], "float64", Float64Array.from(rows.flat()));
+const f64 = (rows: number[][]) =>
+  Tensor._fromBuffer([rows.length, rows[0]!.length], "float64", Float64Array.from(rows.flat()));
 const vec64 = (xs: number[]) => Tensor._fromBuffer([xs.length], "float64", Float64Array.from(xs));
 const vals = (t: Tensor) => (t.ndim === 0 ? [t.toArray() as number] : (np.ravel(t).toArray() as number[]));
 function expectClose(actual: readonly number[], expected: readonly number[], tol: number) {
@@ -36,9 +37,11 @@ function softmaxOracle(row: number[]): number[] {
   const z = e.reduce((a, v) => a + v, 0);
   return e.map((v) => v / z);
 }
-const ceOracle = (row: number[], lab: number[]) => -row.reduce((a, v, j) => a + lab[j]! * (v - lseOracle(row)), 0);
+const ceOracle = (row: number[], lab: number[]) =>
+  -row.reduce((a, v, j) => a + lab[j]! * (v - lseOracle(row)), 0);
 // log(1 + e^x) - x z, the softplus split by sign so it never overflows.
-const bceOracle = (x: number, z: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x))) - x * z;
+const bceOracle = (x: number, z: number) =>
+  (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x))) - x * z;
 const sigmoidOracle = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
 
 // Logits from small to ±1000, so overflow-prone formulas would show up.
@@ -49,7 +52,9 @@ const logit = fc.oneof(
 );
 const logitRows = fc
   .tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 5 }))
-  .chain(([b, c]) => fc.array(fc.array(logit, { minLength: c, maxLength: c }), { minLength: b, maxLength: b }));
+  .chain(([b, c]) =>
+    fc.array(fc.array(logit, { minLength: c, maxLength: c }), { minLength: b, maxLength: b }),
+  );
 
 const eps64 = 2 ** -52;
 
@@ -67,13 +72,21 @@ describe("softmax cross entropy", () => {
         const tol = 16 * c * eps64 * 1000;
         expectClose(vals(loss), expected, tol);
         expect(vals(loss).every(Number.isFinite)).toBe(true);
-        const li = softmaxCrossEntropyWithIntegerLabels(x, Tensor._fromBuffer([labs.length], "int32", Int32Array.from(labs)));
+        const li = softmaxCrossEntropyWithIntegerLabels(
+          x,
+          Tensor._fromBuffer([labs.length], "int32", Int32Array.from(labs)),
+        );
         expectClose(vals(li), expected, tol);
         const g = grad((t: Tensor) => np.sum(softmaxCrossEntropy(t, f64(oh))))(x);
         const gExpected = rows.flatMap((r, i) => softmaxOracle(r).map((p, j) => p - oh[i]![j]!));
         expectClose(vals(g), gExpected, 16 * c * eps64);
         const gi = grad((t: Tensor) =>
-          np.sum(softmaxCrossEntropyWithIntegerLabels(t, Tensor._fromBuffer([labs.length], "int32", Int32Array.from(labs)))),
+          np.sum(
+            softmaxCrossEntropyWithIntegerLabels(
+              t,
+              Tensor._fromBuffer([labs.length], "int32", Int32Array.from(labs)),
+            ),
+          ),
         )(x);
         expectClose(vals(gi), gExpected, 16 * c * eps64);
       }),
@@ -82,7 +95,13 @@ describe("softmax cross entropy", () => {
   });
 
   it("is finite in float32 for logits of ±1000", () => {
-    const x = np.array([[1000, -1000, 0], [-1000, -1000, -1000]], "float32");
+    const x = np.array(
+      [
+        [1000, -1000, 0],
+        [-1000, -1000, -1000],
+      ],
+      "float32",
+    );
     const l = softmaxCrossEntropyWithIntegerLabels(x, np.array([1, 2], "int32"));
     expect(l.dtype).toBe("float32");
     expectClose(vals(l), [2000, Math.log(3)], 1e-6);
@@ -98,7 +117,9 @@ describe("softmax cross entropy", () => {
 
   it("names the loss and both shapes on a mismatch", () => {
     expect(() => softmaxCrossEntropy(np.zeros([2, 3]), np.zeros([2, 4]))).toThrow(ShapeError);
-    expect(() => softmaxCrossEntropy(np.zeros([2, 3]), np.zeros([2, 4]))).toThrow(/softmaxCrossEntropy.*\[2,3\].*\[2,4\]/);
+    expect(() => softmaxCrossEntropy(np.zeros([2, 3]), np.zeros([2, 4]))).toThrow(
+      /softmaxCrossEntropy.*\[2,3\].*\[2,4\]/,
+    );
     expect(() => softmaxCrossEntropyWithIntegerLabels(np.zeros([2, 3]), np.zeros([3], "int32"))).toThrow(
       /softmaxCrossEntropyWithIntegerLabels.*\[2,3\].*\[3\]/,
     );
@@ -114,14 +135,25 @@ describe("softmax cross entropy", () => {
 describe("sigmoid binary cross entropy", () => {
   it("matches a float64 oracle, with grad sigmoid(x) - z, for logits up to ±1000", () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(logit, fc.double({ min: 0, max: 1, noNaN: true })), { minLength: 0, maxLength: 8 }), (pairs) => {
-        const x = vec64(pairs.map((p) => p[0]));
-        const z = vec64(pairs.map((p) => p[1]));
-        const l = sigmoidBinaryCrossEntropy(x, z);
-        expectClose(vals(l), pairs.map(([a, b]) => bceOracle(a, b)), 8 * eps64 * 1000);
-        const g = grad((t: Tensor) => np.sum(sigmoidBinaryCrossEntropy(t, z)))(x);
-        expectClose(vals(g), pairs.map(([a, b]) => sigmoidOracle(a) - b), 8 * eps64);
-      }),
+      fc.property(
+        fc.array(fc.tuple(logit, fc.double({ min: 0, max: 1, noNaN: true })), { minLength: 0, maxLength: 8 }),
+        (pairs) => {
+          const x = vec64(pairs.map((p) => p[0]));
+          const z = vec64(pairs.map((p) => p[1]));
+          const l = sigmoidBinaryCrossEntropy(x, z);
+          expectClose(
+            vals(l),
+            pairs.map(([a, b]) => bceOracle(a, b)),
+            8 * eps64 * 1000,
+          );
+          const g = grad((t: Tensor) => np.sum(sigmoidBinaryCrossEntropy(t, z)))(x);
+          expectClose(
+            vals(g),
+            pairs.map(([a, b]) => sigmoidOracle(a) - b),
+            8 * eps64,
+          );
+        },
+      ),
       { numRuns: 80 },
     );
   });
@@ -129,7 +161,9 @@ describe("sigmoid binary cross entropy", () => {
   it("has the exact gradient at 0 and names the shapes on a mismatch", () => {
     const g = grad((t: Tensor) => np.sum(sigmoidBinaryCrossEntropy(t, vec64([1, 0]))))(vec64([0, 0]));
     expectClose(vals(g), [-0.5, 0.5], 4 * eps64);
-    expect(() => sigmoidBinaryCrossEntropy(np.zeros([3]), np.zeros([2]))).toThrow(/sigmoidBinaryCrossEntropy.*\[3\].*\[2\]/);
+    expect(() => sigmoidBinaryCrossEntropy(np.zeros([3]), np.zeros([2]))).toThrow(
+      /sigmoidBinaryCrossEntropy.*\[3\].*\[2\]/,
+    );
   });
 });
 
@@ -145,8 +179,16 @@ describe("regression losses", () => {
         const t = vec64(ps.map((q) => q[1]));
         const e = ps.map(([a, b]) => a - b);
         const tol = 8 * eps64;
-        expectClose(vals(squaredError(p, t)), e.map((v) => v * v), tol);
-        expectClose(vals(l2Loss(p, t)), e.map((v) => 0.5 * v * v), tol);
+        expectClose(
+          vals(squaredError(p, t)),
+          e.map((v) => v * v),
+          tol,
+        );
+        expectClose(
+          vals(l2Loss(p, t)),
+          e.map((v) => 0.5 * v * v),
+          tol,
+        );
         const hub = (v: number) => (Math.abs(v) <= delta ? 0.5 * v * v : delta * (Math.abs(v) - 0.5 * delta));
         expectClose(vals(huberLoss(p, t, delta)), e.map(hub), tol);
         expectClose(vals(grad((q: Tensor) => np.sum(l2Loss(q, t)))(p)), e, tol);

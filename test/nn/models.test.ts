@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
 import * as np from "../../src/core/numpy/index.js";
 import * as random from "../../src/core/random.js";
-import { Tensor } from "../../src/core/tensor.js";
+import type { Tensor } from "../../src/core/tensor.js";
 import * as tree from "../../src/core/tree.js";
 import { tanh } from "../../src/nn/functions.js";
 import type { Layer, Params } from "../../src/nn/layer.js";
@@ -16,7 +16,10 @@ const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
  * Parameter count of `init`, with every random initializer replaced by zeros: the counts depend only
  * on shapes, and drawing tens of millions of normals would take most of the test's time.
  */
-async function countParams(make: (m: typeof import("../../src/nn/models.js")) => Layer, inputShape: number[]): Promise<number> {
+async function countParams(
+  make: (m: typeof import("../../src/nn/models.js")) => Layer,
+  inputShape: number[],
+): Promise<number> {
   vi.resetModules();
   vi.doMock("../../src/nn/initializers.js", async (importOriginal) => {
     const orig = await importOriginal<typeof import("../../src/nn/initializers.js")>();
@@ -83,7 +86,9 @@ describe("ResNet", () => {
     }
     expected += 512 * 10 + 10;
     expect(expected).toBe(11_173_962);
-    expect(await countParams((m) => m.ResNet({ numClasses: 10, cifarStem: true }), [1, 32, 32, 3])).toBe(11_173_962);
+    expect(await countParams((m) => m.ResNet({ numClasses: 10, cifarStem: true }), [1, 32, 32, 3])).toBe(
+      11_173_962,
+    );
   });
 
   it("ImageNet stem: ResNet-18 with 1000 classes has 11,689,512 params", async () => {
@@ -117,7 +122,9 @@ describe("WideResNet", () => {
 
   it("WRN-28-10 for CIFAR-10 has the published 36,479,194 params (init only, zero initializers)", async () => {
     expect(wrnFormula(28, 10, 10)).toBe(36_479_194);
-    expect(await countParams((m) => m.WideResNet({ depth: 28, widen: 10, numClasses: 10 }), [1, 32, 32, 3])).toBe(36_479_194);
+    expect(
+      await countParams((m) => m.WideResNet({ depth: 28, widen: 10, numClasses: 10 }), [1, 32, 32, 3]),
+    ).toBe(36_479_194);
   });
 
   it("WRN-16-4: forward and grad on a 2×16×16×3 float32 batch are finite (32×32 took ~17 s, over budget)", () => {
@@ -128,7 +135,8 @@ describe("WideResNet", () => {
     const x = uniformInput([2, 16, 16, 3], 3);
     const labels = np.array([1, 7], "int32");
     const ctx = { train: true, rng: random.key(5) };
-    const loss = (p: Params) => np.mean(softmaxCrossEntropyWithIntegerLabels(m.apply(p, state, x, ctx)[0], labels));
+    const loss = (p: Params) =>
+      np.mean(softmaxCrossEntropyWithIntegerLabels(m.apply(p, state, x, ctx)[0], labels));
     const l = loss(params);
     expect(Number.isFinite(l.item())).toBe(true);
     const g = grad(loss)(params);

@@ -4,3 +4,6 @@ export * from "./layer.js";
 export * from "./layers.js";
 export * as initializers from "./initializers.js";
 export { type Checkpoint, deserialize, load, save, serialize } from "./checkpoint.js";
+export * as losses from "./losses.js";
+export * as metrics from "./metrics.js";
+export * as models from "./models.js";

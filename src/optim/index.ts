@@ -20,8 +20,12 @@ export {
   type SamDiagnostics,
   type SamOptions,
   dualVector,
+  gsam,
+  lookSam,
   sam,
+  samOn,
   samPerturbation,
   samWithDiagnostics,
+  usam,
 } from "./sam/index.js";
 export * as hessian from "./sharpness/hessian.js";

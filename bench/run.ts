@@ -3,7 +3,7 @@
  * asserted (timings flake on shared machines). The peers (jax-js, TensorFlow.js) join this table
  * with the jit issue, which is where the speed targets live.
  */
-import { type Tensor, grad, makeJaxpr, nn, numpy as np, random } from "../src/index.js";
+import { type Tensor, grad, makeJaxpr, nn, numpy as np, optim, random } from "../src/index.js";
 import { benchTree } from "./tree.js";
 
 function median(xs: number[]): number {
@@ -45,7 +45,11 @@ const y = random.randint(random.key(2), [128], 0, 10);
 const g = grad(loss);
 
 rows.push(["trace MLP 784-512-512-10 grad step to a jaxpr (makeJaxpr)", `${time(() => makeJaxpr(g)(params, x, y)).toFixed(2)} ms`]);
-rows.push(["eager grad of the MLP step, B = 128 (reference CPU kernels)", `${time(() => g(params, x, y), 3, 1).toFixed(1)} ms`]);
+const tGrad = time(() => g(params, x, y), 3, 1);
+rows.push(["eager grad of the MLP step, B = 128 (reference CPU kernels)", `${tGrad.toFixed(1)} ms`]);
+const samGrad = optim.sam(loss, { rho: 0.05 });
+const tSam = time(() => samGrad(params, x, y), 3, 1);
+rows.push(["eager SAM gradient of the same step (two gradients)", `${tSam.toFixed(1)} ms (${(tSam / tGrad).toFixed(2)}x the plain gradient)`]);
 const a = np.ones([10]);
 const b = np.ones([10]);
 const n = 20000;

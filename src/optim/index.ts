@@ -25,6 +25,7 @@ export {
   sam,
   samOn,
   samPerturbation,
+  samTrainStep,
   samWithDiagnostics,
   usam,
 } from "./sam/index.js";

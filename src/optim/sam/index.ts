@@ -7,3 +7,4 @@
 export { checkP, dualVector, type DualVectorOptions } from "./dual-vector.js";
 export { sam, samPerturbation, samWithDiagnostics, type AdaptiveOptions, type SamDiagnostics, type SamOptions } from "./gradient.js";
 export { gsam, lookSam, samOn, usam, type GsamOptions, type LookSam, type LookSamOptions, type LookSamState, type SamOnOptions, type UsamOptions } from "./variants.js";
+export { samTrainStep, type SamTrainStepOptions, type SamStepLoss, type SamStepMetrics, type SamStepResult } from "./train-step.js";

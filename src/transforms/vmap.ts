@@ -5,7 +5,7 @@ import { moveBatchAxis } from "../core/primitives/structural.js";
 import { normalizeAxis } from "../core/shape.js";
 import type { ShapedArray, Tensor } from "../core/tensor.js";
 import { type MainTrace, Trace, Tracer, bind, withMainTrace } from "../core/trace.js";
-import { flatten, unflatten } from "../core/tree.js";
+import { broadcastPrefix as treeBroadcastPrefix, flatten, unflatten } from "../core/tree.js";
 import { asTensor } from "./util.js";
 
 class BatchTracer extends Tracer {
@@ -61,19 +61,12 @@ export function vmapFlat(f: (...xs: Tensor[]) => Tensor[], args: readonly Tensor
 type Axes = number | null | undefined | readonly Axes[] | { readonly [k: string]: Axes };
 
 /** Expands a pytree prefix of axes (numbers / null) to one entry per leaf of `tree`. */
-function broadcastPrefix(prefix: Axes, tree: unknown, what: string): BDim[] {
-  if (prefix === null || prefix === undefined || typeof prefix === "number") {
-    return flatten(tree)[0].map(() => (prefix === undefined ? null : prefix));
+function broadcastAxes(prefix: Axes, full: unknown, what: string): BDim[] {
+  try {
+    return treeBroadcastPrefix(prefix, full).map((d) => (d === undefined ? null : (d as BDim)));
+  } catch (e) {
+    throw new ConfigError(`${what} ${JSON.stringify(prefix)} is not a tree prefix of the ${what === "inAxes" ? "arguments" : "outputs"}: ${(e as Error).message}`, "vmap");
   }
-  if (Array.isArray(prefix)) {
-    if (!Array.isArray(tree) || tree.length !== prefix.length) {
-      throw new ConfigError(`${what} ${JSON.stringify(prefix)} is not a tree prefix of the arguments (length mismatch)`, "vmap");
-    }
-    return prefix.flatMap((p, i) => broadcastPrefix(p, tree[i], what));
-  }
-  if (typeof tree !== "object" || tree === null) throw new ConfigError(`${what} is not a tree prefix of the arguments`, "vmap");
-  const keys = Object.keys(tree).sort();
-  return keys.flatMap((k) => broadcastPrefix((prefix as Record<string, Axes>)[k], (tree as Record<string, unknown>)[k], what));
 }
 
 export interface VmapOptions {
@@ -100,7 +93,7 @@ export function vmap<F extends (...args: any[]) => any>(f: F, opts: VmapOptions 
     const prefix = typeof inAxes === "number" || inAxes === null ? args.map(() => inAxes) : inAxes;
     const [leaves, inTree] = flatten(args);
     const tensors = leaves.map((l) => asTensor(l, "vmap"));
-    const dims = broadcastPrefix(prefix, args, "inAxes").map((d, i) => (d === null ? null : normalizeAxis(d, tensors[i]!.ndim, "vmap")));
+    const dims = broadcastAxes(prefix, args, "inAxes").map((d, i) => (d === null ? null : normalizeAxis(d, tensors[i]!.ndim, "vmap")));
     const sizes = new Map<number, number[]>();
     dims.forEach((d, i) => {
       if (d !== null) {
@@ -130,7 +123,7 @@ export function vmap<F extends (...args: any[]) => any>(f: F, opts: VmapOptions 
       dims,
       () => {
         const outAxes: Axes = opts.outAxes === undefined ? 0 : opts.outAxes;
-        return broadcastPrefix(outAxes, outValue, "outAxes");
+        return broadcastAxes(outAxes, outValue, "outAxes");
       },
       axisSize,
     );

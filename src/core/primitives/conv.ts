@@ -263,6 +263,8 @@ function convImpl(lhs: Tensor, rhs: Tensor, p: ConvParams, out: ShapedArray): Te
     perDim.push(t);
   }
   const inStrides = stridesOf(inSp);
+  // table[kk * P + po]: kernel-position-major, so the innermost loop below runs over the (long) output
+  // positions with one kernel weight held fixed, as the matmul's i-k-j order does.
   const table = new Int32Array(P * KW);
   const oIdx = new Array<number>(ns).fill(0);
   const kIdx = new Array<number>(ns).fill(0);
@@ -287,29 +289,63 @@ function convImpl(lhs: Tensor, rhs: Tensor, p: ConvParams, out: ShapedArray): Te
         }
         off += v * inStrides[d]!;
       }
-      table[po * KW + kk] = off;
+      table[kk * P + po] = off;
     }
   }
   const res = new Float64Array(Nout * O * P);
   const Og = O / G;
   const Ob = O / BG;
+  // im2col: cols[(c * KW + kk) * P + po] holds the input each (channel, kernel position) meets at each
+  // output position (0 in padding), rebuilt only when the (input example, group) pair changes; the
+  // product then runs over contiguous rows without a branch, in the matmul's i-k-j order.
+  const IK = I * KW;
+  const cols = new Float64Array(IK * P);
+  let colsKey = -1;
   for (let n = 0; n < Nout; n++) {
     for (let o = 0; o < O; o++) {
       const g = Math.floor(o / Og);
       const nIn = BG > 1 ? Math.floor(o / Ob) * Nout + n : n;
-      const resBase = (n * O + o) * P;
-      for (let c = 0; c < I; c++) {
-        const xBase = (nIn * C + g * I + c) * X;
-        const wBase = (o * I + c) * KW;
-        for (let po = 0; po < P; po++) {
-          let acc = 0;
-          const tBase = po * KW;
+      if (nIn * G + g !== colsKey) {
+        colsKey = nIn * G + g;
+        for (let c = 0; c < I; c++) {
+          const xBase = (nIn * C + g * I + c) * X;
           for (let kk = 0; kk < KW; kk++) {
-            const off = table[tBase + kk]!;
-            if (off >= 0) acc += x[xBase + off]! * w[wBase + kk]!;
+            const cBase = (c * KW + kk) * P;
+            const tBase = kk * P;
+            for (let po = 0; po < P; po++) {
+              const off = table[tBase + po]!;
+              cols[cBase + po] = off >= 0 ? x[xBase + off]! : 0;
+            }
           }
-          res[resBase + po]! += acc;
         }
+      }
+      const r0 = (n * O + o) * P;
+      const w0 = o * IK;
+      // Two output channels per pass when they read the same columns: half the loads of cols.
+      const pair =
+        o + 1 < O &&
+        Math.floor((o + 1) / Og) === g &&
+        (BG === 1 || Math.floor((o + 1) / Ob) === Math.floor(o / Ob));
+      if (pair) {
+        const r1 = r0 + P;
+        const w1 = w0 + IK;
+        for (let ck = 0; ck < IK; ck++) {
+          const a0 = w[w0 + ck]!;
+          const a1 = w[w1 + ck]!;
+          const cBase = ck * P;
+          for (let po = 0; po < P; po++) {
+            const v = cols[cBase + po]!;
+            res[r0 + po]! += a0 * v;
+            res[r1 + po]! += a1 * v;
+          }
+        }
+        o++;
+        continue;
+      }
+      for (let ck = 0; ck < IK; ck++) {
+        const wv = w[w0 + ck]!;
+        const cBase = ck * P;
+        for (let po = 0; po < P; po++) res[r0 + po]! += wv * cols[cBase + po]!;
       }
     }
   }

@@ -3,5 +3,5 @@ export * from "./hessian.js";
 /** The sharpness-based generalisation measures (worst-case sharpness, PAC-Bayes flatness) and parameter corruption. */
 export * from "./measures.js";
 export * from "./corruption.js";
-export { type SampleSummary } from "./perturb.js";
+export type { SampleSummary } from "./perturb.js";
 export * from "../select.js";

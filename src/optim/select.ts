@@ -51,8 +51,8 @@ export function anyOf(...preds: ParamPredicate[]): ParamPredicate {
   return (path, leaf) => preds.some((p) => p(path, leaf));
 }
 
-/** Leaves the predicate rejects. @example not(kernelsOnly) // biases and scales */
-export function not(pred: ParamPredicate): ParamPredicate {
+/** Leaves the predicate rejects. @example excluding(kernelsOnly) // biases and scales */
+export function excluding(pred: ParamPredicate): ParamPredicate {
   return (path, leaf) => !pred(path, leaf);
 }
 

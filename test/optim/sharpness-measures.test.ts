@@ -568,3 +568,40 @@ describe("tree-path predicates", () => {
     expect(() => pathMatches("kernel" as never)).toThrow(ConfigError);
   });
 });
+
+describe("the README example", () => {
+  it("runs on a small logistic regression and gives defined, consistent figures", () => {
+    const x = np.array(
+      [
+        [1, 2],
+        [-1, 0.5],
+        [0.3, -2],
+        [2, 1],
+      ],
+      "float64",
+    );
+    const y = f64([1, 0, 0, 1]);
+    const loss = (p: { w: Tensor; b: Tensor }, xs: Tensor, ys: Tensor) => {
+      const z = np.add(np.matmul(xs, p.w), p.b);
+      // Binary cross-entropy with logits: log(1 + e^z) − y z.
+      return np.mean(np.subtract(np.log(np.add(1, np.exp(z))), np.multiply(ys, z)));
+    };
+    const params = { w: f64([0.3, -0.2]), b: f64([0.1]) };
+    const batch = [x, y];
+    const sharp = worstCaseSharpness(loss, params, { alpha: 0.5, batch });
+    const flat = pacBayesFlatness(loss, params, {
+      deviation: 0.1,
+      samples: 32,
+      key: random.key(0),
+      batch,
+      sigmaRange: [0, 5],
+    });
+    const hurt = parameterCorruption(loss, params, batch, { epsilon: 0.01, norm: Number.POSITIVE_INFINITY });
+    expect([sharp.defined, flat.defined, hurt.defined]).toEqual([true, true, true]);
+    expect(sharp.sharpness).toBeGreaterThanOrEqual(sharp.startIncrease);
+    expect(flat.sigma).toBeGreaterThan(0);
+    // Nearly linear at ε = 0.01: the worst case is about ε‖g‖₁ and far above random corruption.
+    expect(Math.abs(hurt.worstCase - hurt.firstOrder)).toBeLessThan(0.1 * hurt.firstOrder);
+    expect(hurt.worstCase).toBeGreaterThan(hurt.random!.gaussian.max);
+  });
+});

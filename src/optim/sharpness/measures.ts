@@ -135,8 +135,10 @@ export function worstCaseSharpness(
 
   let start: Tensor[] | null = null;
   let used: "sam" | "random" = startOpt;
+  let extra = 0;
   if (startOpt === "sam") {
     const [, g] = p.valueAndGrad(p.selected.map((w) => np.zerosLike(w)));
+    extra = 1;
     start = firstOrderPoint(g, reg);
   }
   if (start === null) {
@@ -146,14 +148,14 @@ export function worstCaseSharpness(
   const res = projectedAscent(p, start, reg, { steps, stepSize });
   const perturbation = p.toTree(res.bestPoint);
   if (res.nan)
-    return undefinedResult(common, "a loss on the ascent path is NaN", used, perturbation, res.evaluations);
+    return undefinedResult(common, "a loss on the ascent path is NaN", used, perturbation, res.evaluations + extra);
   return {
     defined: true,
     sharpness: res.best,
     startIncrease: res.startValue,
     start: used,
     perturbation,
-    evaluations: res.evaluations,
+    evaluations: res.evaluations + extra,
     ...common,
   };
 }

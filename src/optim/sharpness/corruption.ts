@@ -125,7 +125,10 @@ export function parameterCorruption(
   if (Number.isNaN(gradNorm)) return fail("the gradient at params is NaN");
   const start = firstOrderPoint(g, region);
   if (start === null)
-    return fail("the gradient is zero: there is no first-order corruption direction (at a minimiser, worstCaseSharpness starts from a random point instead)", gradNorm);
+    return fail(
+      "the gradient is zero: there is no first-order corruption direction (at a minimiser, worstCaseSharpness starts from a random point instead)",
+      gradNorm,
+    );
   const firstOrder = linearMaximum(g, region);
   const ascent = projectedAscent(p, start, region, { steps, stepSize });
   if (ascent.nan) return fail("a loss on the ascent path is NaN", gradNorm);

@@ -11,7 +11,7 @@ import {
   optimisticGradient,
 } from "../../src/optim/extragradient.js";
 import { underPath } from "../../src/optim/select.js";
-import { grad } from "../../src/transforms/index.js";
+import { grad, jvp } from "../../src/transforms/index.js";
 
 // Oracles are plain float64 JS arrays; tensors under test are float64.
 const f64 = (xs: number[]) => np.array(xs, "float64");
@@ -324,6 +324,25 @@ describe("extragradient (loss transform)", () => {
         got.forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThanOrEqual(1e-14));
       }),
       { numRuns: 40 },
+    );
+  });
+
+  it("holds the look-ahead constant under an outer transform: its JVP is H(w̄)v, not H(w̄)(I − ηH(w))v", () => {
+    fc.assert(
+      fc.property(vec(3), vec(3), vec(3), fc.double({ min: 0.01, max: 1, noNaN: true }), (c, w, v, lr) => {
+        const loss = (p: Tensor) => np.sum(np.multiply(f64(c), np.sin(np.multiply(p, 2))));
+        const [, tangent] = jvp(extragradient(loss, { learningRate: lr }), [f64(w)], [f64(v)]) as [
+          Tensor,
+          Tensor,
+        ];
+        // H(w) = diag(−4c sin(2w)); with w̄ constant in w − w̄, d/dw ∇L(w̄) · v = H(w̄) v.
+        const wBar = w.map((wi, i) => wi - lr * 2 * c[i]! * Math.cos(2 * wi));
+        const want = wBar.map((wi, i) => -4 * c[i]! * Math.sin(2 * wi) * v[i]!);
+        vals(tangent).forEach((t, i) =>
+          expect(Math.abs(t - want[i]!)).toBeLessThanOrEqual(32 * EPS * (1 + Math.abs(want[i]!))),
+        );
+      }),
+      { numRuns: 30 },
     );
   });
 

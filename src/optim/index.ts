@@ -30,3 +30,20 @@ export {
   usam,
 } from "./sam/index.js";
 export * as hessian from "./sharpness/hessian.js";
+export * as sharpness from "./sharpness/index.js";
+export * from "./select.js";
+export {
+  type ExtragradientGameOptions,
+  type ExtragradientOptions,
+  type GameDirections,
+  type GameFn,
+  type GameOptions,
+  type GameSolver,
+  type GameState,
+  type OptimisticGradientOptions,
+  type OptimisticGradientState,
+  extragradient,
+  extragradientGame,
+  gradientDescentAscent,
+  optimisticGradient,
+} from "./extragradient.js";

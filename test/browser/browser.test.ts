@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { type BrowserContext, chromium } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { buildBrowserExample, libraryBuild, mnistSliceBytes } from "../../examples/browser/build.js";
 import { computeBackend } from "../../examples/browser/backend.js";
 import type { DemoProgress } from "../../examples/browser/main.js";
@@ -67,12 +67,14 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
   let context: BrowserContext | undefined;
   let userDataDir: string | undefined;
 
-  beforeAll(async () => {
-    expect(haveChromium, `${CHROMIUM} is missing: CI must install Debian's chromium (see .ci/run)`).toBe(
-      true,
-    );
+  /** Builds the page from the tsup build, serves it and starts chromium (inside the test, so that any
+   * failure here counts as a failed test rather than a skipped one). */
+  async function setUp(): Promise<void> {
     ensureLibraryBuild();
-    await buildBrowserExample({ library: "dist", outDir });
+    const built = await buildBrowserExample({ library: "dist", outDir });
+    // The page runs the tsup build, not a private compile of the sources.
+    expect(built.bundledModules).toContain("dist/index.js");
+    expect(built.bundledModules.filter((m) => m.startsWith("src/"))).toEqual([]);
     server = await serveStatic(outDir);
     userDataDir = mkdtempSync(join(tmpdir(), "tsjax-chromium-"));
     context = await chromium.launchPersistentContext(userDataDir, {
@@ -81,7 +83,7 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
       args: ARGS,
       viewport: { width: 820, height: 760 },
     });
-  }, 180_000);
+  }
 
   afterAll(async () => {
     await context?.close();
@@ -90,6 +92,10 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
   });
 
   it(`trains ${STEPS} SAM steps, the loss falls, and the page says which backend ran`, async () => {
+    expect(haveChromium, `${CHROMIUM} is missing: CI must install Debian's chromium (see .ci/run)`).toBe(
+      true,
+    );
+    await setUp();
     const page = await context!.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(e.message));
@@ -134,5 +140,5 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
       expect(Math.abs(progress.losses[i]! - l)).toBeLessThan(1e-4 * Math.max(1, Math.abs(l)));
     });
     expect(statSync(screenshot).size).toBeGreaterThan(0);
-  }, 200_000);
+  }, 300_000);
 });

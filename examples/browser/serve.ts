@@ -1,7 +1,8 @@
 /**
- * A tiny static file server for the browser example, bound to 127.0.0.1 only.
+ * A tiny static file server for the browser example (and the TypeDoc output), bound to 127.0.0.1 only.
  *
  *   npm run serve:browser            # http://127.0.0.1:8080/ (PORT=0 picks a free port)
+ *   npm run serve:browser docs/api   # any other folder
  */
 import { readFile, stat } from "node:fs/promises";
 import { type Server, createServer } from "node:http";
@@ -11,6 +12,10 @@ import { fileURLToPath } from "node:url";
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
+  ".woff2": "font/woff2",
+  ".ico": "image/x-icon",
   ".js": "text/javascript; charset=utf-8",
   ".map": "application/json; charset=utf-8",
   ".json": "application/json; charset=utf-8",
@@ -84,7 +89,9 @@ export function serveStatic(root: string, port = 0): Promise<StaticServer> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const dir = join(dirname(fileURLToPath(import.meta.url)), "dist");
+  const dir = process.argv[2]
+    ? resolve(process.argv[2])
+    : join(dirname(fileURLToPath(import.meta.url)), "dist");
   serveStatic(dir, Number(process.env.PORT ?? 8080)).then(
     (s) => console.log(`serving ${dir} at ${s.url} (Ctrl-C stops)`),
     (e: Error) => {

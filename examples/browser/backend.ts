@@ -21,3 +21,26 @@ export function computeBackend(library: object): string {
   const named = (r as { backend?: unknown } | null)?.backend;
   return typeof named === "string" && named.length > 0 ? named : REFERENCE_BACKEND;
 }
+
+/**
+ * The GPU APIs this browser can actually use (`"webgpu"` when it hands out an adapter, `"webgl2"`
+ * when a canvas gives a WebGL2 context), whatever the library runs on: what a gpu.js backend could
+ * use here.
+ *
+ * @example await gpuApis(); // ["webgpu", "webgl2"] in a desktop Chrome, [] where neither works
+ */
+export async function gpuApis(): Promise<string[]> {
+  const apis: string[] = [];
+  const gpu =
+    typeof navigator === "undefined"
+      ? undefined
+      : (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  try {
+    if (gpu && (await gpu.requestAdapter())) apis.push("webgpu");
+  } catch {
+    // No adapter: WebGPU is not usable here.
+  }
+  if (typeof document !== "undefined" && document.createElement("canvas").getContext("webgl2"))
+    apis.push("webgl2");
+  return apis;
+}

@@ -6,15 +6,17 @@
  * Its progress is also published as `window.tsjaxDemo` for the real-browser test.
  */
 import * as tsjax from "../../src/index.js";
-import { computeBackend } from "./backend.js";
+import { computeBackend, gpuApis } from "./backend.js";
 import { curveSvg } from "./curve.js";
-import { decodeSlice } from "./mnist-slice.js";
+import { type MnistSlice, decodeSlice } from "./mnist-slice.js";
 import { type TrainConfig, createTrainer, defaultConfig } from "./train.js";
 
 /** What the page has done so far. */
 export interface DemoProgress {
   state: "loading" | "training" | "done" | "error";
   backend: string;
+  /** GPU APIs the browser offers (what gpu.js could use), whatever ran. */
+  gpuApis: string[];
   /** Steps the run will take. */
   totalSteps: number;
   /** One loss per step taken. */
@@ -22,6 +24,8 @@ export interface DemoProgress {
   /** Test accuracy, refreshed every 50 steps and at the end. */
   testAccuracy: number | null;
   msPerStep: number | null;
+  /** The trained model's digits for the first test images (drawn when training ends). */
+  predictions: number[];
   error: string | null;
 }
 
@@ -49,11 +53,47 @@ function readConfig(q: URLSearchParams): { config: TrainConfig; totalSteps: numb
   return { config, totalSteps };
 }
 
+/** Test digits shown with the trained model's predictions. */
+const DIGITS = 16;
+
+/** Draws the first test images, each captioned with its prediction (green when right, red when wrong). */
+function drawDigits(slice: MnistSlice, predicted: number[]): void {
+  const canvas = $("digits") as HTMLCanvasElement;
+  const { rows, cols } = slice;
+  const scale = 2;
+  const perRow = 8;
+  const cellW = cols * scale + 12;
+  const cellH = rows * scale + 24;
+  canvas.width = perRow * cellW;
+  canvas.height = Math.ceil(predicted.length / perRow) * cellH;
+  const ctx = canvas.getContext("2d")!;
+  ctx.font = "14px sans-serif";
+  ctx.textAlign = "center";
+  predicted.forEach((p, i) => {
+    const img = ctx.createImageData(cols, rows);
+    for (let k = 0; k < rows * cols; k++) {
+      const v = 255 - slice.test.images[i * rows * cols + k]!;
+      img.data.set([v, v, v, 255], 4 * k);
+    }
+    // Scale the 28x28 image up by drawing it through a temporary canvas.
+    const tmp = document.createElement("canvas");
+    [tmp.width, tmp.height] = [cols, rows];
+    tmp.getContext("2d")!.putImageData(img, 0, 0);
+    const [x, y] = [(i % perRow) * cellW + 6, Math.floor(i / perRow) * cellH];
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(tmp, x, y, cols * scale, rows * scale);
+    ctx.fillStyle = p === slice.test.labels[i] ? "#1a7f37" : "#cf222e";
+    ctx.fillText(String(p), x + (cols * scale) / 2, y + rows * scale + 17);
+  });
+}
+
 /** Lets the browser paint between steps. */
 const nextFrame = () => new Promise<void>((done) => setTimeout(done, 0));
 
 async function run(progress: DemoProgress): Promise<void> {
   const { config, totalSteps } = readConfig(new URLSearchParams(location.search));
+  progress.gpuApis = await gpuApis();
+  $("gpu").textContent = progress.gpuApis.length > 0 ? progress.gpuApis.join(", ") : "none";
   progress.totalSteps = totalSteps;
   const response = await fetch("./mnist-slice.bin");
   if (!response.ok) throw new Error(`mnist-slice.bin: HTTP ${response.status} (run npm run build:browser)`);
@@ -80,6 +120,8 @@ async function run(progress: DemoProgress): Promise<void> {
     $("curve").innerHTML = curveSvg(progress.losses, totalSteps);
     await nextFrame();
   }
+  progress.predictions = trainer.predict(DIGITS);
+  drawDigits(slice, progress.predictions);
   progress.state = "done";
   document.body.dataset.state = "done";
   $("status").textContent = "done";
@@ -88,10 +130,12 @@ async function run(progress: DemoProgress): Promise<void> {
 const progress: DemoProgress = {
   state: "loading",
   backend: computeBackend(tsjax),
+  gpuApis: [],
   totalSteps: 0,
   losses: [],
   testAccuracy: null,
   msPerStep: null,
+  predictions: [],
   error: null,
 };
 window.tsjaxDemo = progress;

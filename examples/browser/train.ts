@@ -38,6 +38,8 @@ export interface Trainer {
   step(): number;
   /** Accuracy of the current parameters on the slice's test split. */
   testAccuracy(): number;
+  /** Predicted digits for the first `n` test images. */
+  predict(n: number): number[];
 }
 
 /** Pixels as float32 in [0, 1], `[n, rows·cols]`, and labels as int32. */
@@ -141,6 +143,11 @@ export function createTrainer(slice: MnistSlice, config: TrainConfig = defaultCo
     },
     testAccuracy() {
       return nn.metrics.accuracy(logits(params, test.x), test.y).item();
+    },
+    predict(count) {
+      const m = Math.min(count, test.y.shape[0]!);
+      const x = np.take(test.x, np.arange(0, m, 1, "int32"), 0);
+      return Array.from(np.argmax(logits(params, x), -1).data(), Number);
     },
   };
 }

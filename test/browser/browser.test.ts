@@ -123,11 +123,18 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
     expect(Math.abs(first - Math.log(10))).toBeLessThan(0.5);
     expect(last).toBeLessThan(0.6 * first);
     expect(progress.testAccuracy).toBeGreaterThan(0.5);
+    // The digits drawn at the end: one prediction per image, most of them right.
+    const labels = decodeSlice(mnistSliceBytes(512, 256)).test.labels;
+    expect(progress.predictions).toHaveLength(16);
+    expect(progress.predictions.filter((p, i) => p === labels[i]).length).toBeGreaterThan(8);
 
     // The backend is the library's own report (today: none, so the reference CPU implementations).
     const backend = computeBackend(tsjax);
     expect(progress.backend).toBe(backend);
     expect(await page.textContent("#backend")).toBe(backend);
+    // What the browser offers a GPU backend is reported whatever ran (headless chromium has a
+    // software WebGL2 even with --disable-gpu); it is only checked to be a list of known names.
+    expect(progress.gpuApis.every((a) => a === "webgpu" || a === "webgl2")).toBe(true);
     expect(await page.textContent("#step")).toBe(`${STEPS} / ${STEPS}`);
     expect(await page.locator("#curve polyline").count()).toBe(1);
     const points = (await page.getAttribute("#curve polyline", "points"))!.trim().split(/\s+/);

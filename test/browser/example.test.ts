@@ -18,7 +18,7 @@ import {
 } from "../../examples/browser/mnist-slice.js";
 import { type StaticServer, serveStatic } from "../../examples/browser/serve.js";
 import { createTrainer, defaultConfig } from "../../examples/browser/train.js";
-import { ConfigError } from "../../src/index.js";
+import { CheckpointError, ConfigError, nn, numpy as np } from "../../src/index.js";
 
 const SEED = 20261201;
 
@@ -234,5 +234,25 @@ describe("example build and trainer", () => {
     );
     expect(() => createTrainer(tiny, { ...defaultConfig, batchSize: 2, momentum: 1 })).toThrow(ConfigError);
     expect(() => createTrainer(tiny, { ...defaultConfig, batchSize: 2, hidden: [0] })).toThrow(/hidden\[0\]/);
+  });
+});
+
+describe("the library without Node's file system (as in a browser)", () => {
+  it("serializes checkpoints to bytes, and save / load say they need Node", () => {
+    const proc = globalThis.process as { getBuiltinModule?: unknown };
+    const original = proc.getBuiltinModule;
+    proc.getBuiltinModule = undefined;
+    try {
+      const bytes = nn.serialize({ w: np.array([1, 2]) });
+      expect(Array.from((nn.deserialize(bytes).tree as { w: { data(): Float32Array } }).w.data())).toEqual([
+        1, 2,
+      ]);
+      expect(() => nn.save(join(tmpdir(), "never-written.safetensors"), { w: np.array([1]) })).toThrow(
+        CheckpointError,
+      );
+      expect(() => nn.load(join(tmpdir(), "never-read.safetensors"))).toThrow(/needs Node's file system/);
+    } finally {
+      proc.getBuiltinModule = original;
+    }
   });
 });

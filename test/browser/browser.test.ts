@@ -147,5 +147,13 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
       expect(Math.abs(progress.losses[i]! - l)).toBeLessThan(1e-4 * Math.max(1, Math.abs(l)));
     });
     expect(statSync(screenshot).size).toBeGreaterThan(0);
+
+    // A bad query parameter stops the page with the library's typed error, shown to the reader.
+    const bad = await context!.newPage();
+    await bad.goto(`${server!.url}?batch=0`);
+    await bad.waitForFunction(() => window.tsjaxDemo?.state === "error", undefined, { timeout: 60_000 });
+    const shown = await bad.textContent("#status");
+    expect(shown).toBe("ConfigError: createTrainer: batchSize must be an integer in [1, 512], got 0");
+    expect(await bad.evaluate(() => window.tsjaxDemo.error)).toBe(shown);
   }, 300_000);
 });

@@ -1,6 +1,6 @@
 /**
- * Builds the browser example into examples/browser/dist/: the page, its ES-module bundle and the
- * MNIST slice it trains on.
+ * Builds the browser example into examples/browser/dist/: the page, its ES-module bundle, the
+ * MNIST slice it trains on, and gpu.js's browser build.
  *
  *   npm run build && npm run build:browser     # then: npm run serve:browser
  *
@@ -90,6 +90,12 @@ export async function buildBrowserExample(opts: BrowserBuildOptions = {}): Promi
     plugins: library === "dist" ? [useTsupBuild()] : [],
   });
   copyFileSync(join(here, "index.html"), join(outDir, "index.html"));
+  // gpu.js's browser build, loaded by the page as a classic script (the global GPU the jit uses).
+  const require = createRequire(import.meta.url);
+  copyFileSync(
+    join(dirname(require.resolve("gpu.js/package.json")), "dist/gpu-browser.min.js"),
+    join(outDir, "gpu-browser.min.js"),
+  );
   const slice = mnistSliceBytes(opts.nTrain ?? 512, opts.nTest ?? 256);
   writeFileSync(join(outDir, "mnist-slice.bin"), slice);
   const bundledModules = Object.keys(result.metafile.inputs)

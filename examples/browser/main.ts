@@ -7,6 +7,7 @@
  */
 import * as tsjax from "../../src/index.js";
 import { computeBackend, gpuApis } from "./backend.js";
+import { type GpuJsProbe, probeGpuJs } from "./gpujs-probe.js";
 import { curveSvg } from "./curve.js";
 import { type MnistSlice, decodeSlice } from "./mnist-slice.js";
 import { type TrainConfig, createTrainer, defaultConfig } from "./train.js";
@@ -17,6 +18,8 @@ export interface DemoProgress {
   backend: string;
   /** GPU APIs the browser offers (what gpu.js could use), whatever ran. */
   gpuApis: string[];
+  /** The runtime gpu.js picks here for a probe kernel (`null`: gpu.js not loaded). */
+  gpujs: GpuJsProbe | null;
   /** Steps the run will take. */
   totalSteps: number;
   /** One loss per step taken. */
@@ -94,6 +97,12 @@ async function run(progress: DemoProgress): Promise<void> {
   const { config, totalSteps } = readConfig(new URLSearchParams(location.search));
   progress.gpuApis = await gpuApis();
   $("gpu").textContent = progress.gpuApis.length > 0 ? progress.gpuApis.join(", ") : "none";
+  progress.gpujs = probeGpuJs();
+  const probe = progress.gpujs;
+  $("gpujs").textContent =
+    probe === null
+      ? "not loaded"
+      : `${probe.runtime} (probe kernel ${probe.correct ? "correct" : "WRONG"}; the library does not use it yet)`;
   progress.totalSteps = totalSteps;
   const response = await fetch("./mnist-slice.bin");
   if (!response.ok) throw new Error(`mnist-slice.bin: HTTP ${response.status} (run npm run build:browser)`);
@@ -131,6 +140,7 @@ const progress: DemoProgress = {
   state: "loading",
   backend: computeBackend(tsjax),
   gpuApis: [],
+  gpujs: null,
   totalSteps: 0,
   losses: [],
   testAccuracy: null,

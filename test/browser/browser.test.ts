@@ -135,6 +135,10 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
     // What the browser offers a GPU backend is reported whatever ran (headless chromium has a
     // software WebGL2 even with --disable-gpu); it is only checked to be a list of known names.
     expect(progress.gpuApis.every((a) => a === "webgpu" || a === "webgl2")).toBe(true);
+    // gpu.js's browser build loads and computes, on a GPU runtime or its CPU fallback alike.
+    expect(progress.gpujs).not.toBeNull();
+    expect(["webgl2", "webgl", "webgpu", "webasm", "cpu"]).toContain(progress.gpujs!.runtime);
+    expect(progress.gpujs!.correct).toBe(true);
     expect(await page.textContent("#step")).toBe(`${STEPS} / ${STEPS}`);
     expect(await page.locator("#curve polyline").count()).toBe(1);
     const points = (await page.getAttribute("#curve polyline", "points"))!.trim().split(/\s+/);

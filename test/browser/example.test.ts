@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REFERENCE_BACKEND, computeBackend } from "../../examples/browser/backend.js";
 import { buildBrowserExample } from "../../examples/browser/build.js";
+import { probeGpuJs } from "../../examples/browser/gpujs-probe.js";
 import { curveSvg } from "../../examples/browser/curve.js";
 import {
   type MnistSlice,
@@ -158,6 +159,10 @@ describe("backend label", () => {
     expect(computeBackend({ debug: { report: () => ({ backend: "wasm-simd" }) } })).toBe("wasm-simd");
     expect(computeBackend({ debug: { report: () => null } })).toBe(REFERENCE_BACKEND);
   });
+
+  it("the gpu.js probe says so when gpu.js is not loaded (no global GPU, as in Node)", () => {
+    expect(probeGpuJs()).toBeNull();
+  });
 });
 
 describe("static server", () => {
@@ -214,6 +219,7 @@ describe("example build and trainer", () => {
       const slice = decodeSlice(new Uint8Array(readFileSync(join(out, "mnist-slice.bin"))));
       expect([slice.train.labels.length, slice.test.labels.length]).toEqual([64, 16]);
       expect(readFileSync(join(out, "index.html"), "utf8")).toContain('src="./main.js"');
+      expect(readFileSync(join(out, "gpu-browser.min.js"), "utf8")).toContain("GPU");
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

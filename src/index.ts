@@ -6,6 +6,8 @@
  * import { numpy as np, grad } from "tsjax";
  * grad((x) => np.sum(np.sin(x)))(np.array([0, 1])); // cos(x)
  * ```
+ *
+ * @module tsjax
  */
 export * from "./core/index.js";
 import * as coreLax from "./core/lax.js";

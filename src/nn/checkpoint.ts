@@ -24,9 +24,8 @@
  * Loading validates everything before allocating tensor storage and raises {@link CheckpointError}
  * naming the problem.
  */
-import * as fs from "node:fs";
-import * as nodePath from "node:path";
-import { randomBytes } from "node:crypto";
+import type * as NodeFs from "node:fs";
+import type * as NodePath from "node:path";
 import type { DType, TypedArray } from "../core/dtype.js";
 import { CheckpointError, fmtShape } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
@@ -565,6 +564,24 @@ function deserializeUnchecked<T>(bytes: Uint8Array, like?: T): Checkpoint<T> {
 // Files
 
 /**
+ * Node's `fs` and `path`, fetched when a file is touched rather than imported at the top, so this
+ * module (and the whole library) also loads in a browser, where `serialize` / `deserialize` work and
+ * only `save` / `load` are unavailable.
+ */
+function nodeFiles(op: string): { fs: typeof NodeFs; path: typeof NodePath } {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  if (typeof proc?.getBuiltinModule !== "function") {
+    fail(op, "needs Node's file system (Node >= 20.16); in a browser use serialize / deserialize on bytes");
+  }
+  return { fs: proc.getBuiltinModule("node:fs") as typeof NodeFs, path: proc.getBuiltinModule("node:path") as typeof NodePath };
+}
+
+/** 12 random hex digits for a temporary file name (Web Crypto: in Node >= 19 and in browsers). */
+function randomSuffix(): string {
+  return Array.from(globalThis.crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
  * Writes a checkpoint atomically: to a temporary file in the same directory, fsync'd, then renamed over
  * `path`, so a crash mid-write leaves any previous file intact.
  *
@@ -572,8 +589,9 @@ function deserializeUnchecked<T>(bytes: Uint8Array, like?: T): Checkpoint<T> {
  */
 export function save(path: string, tree: unknown, metadata?: Record<string, string>): void {
   const bytes = serialize(tree, metadata);
+  const { fs, path: nodePath } = nodeFiles(OP_SAVE);
   const dir = nodePath.dirname(path);
-  const tmp = nodePath.join(dir, `.${nodePath.basename(path)}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
+  const tmp = nodePath.join(dir, `.${nodePath.basename(path)}.tmp-${process.pid}-${randomSuffix()}`);
   let fd: number | null = null;
   try {
     fd = fs.openSync(tmp, "wx", 0o644);
@@ -618,6 +636,7 @@ export function save(path: string, tree: unknown, metadata?: Record<string, stri
  */
 export function load<T = unknown>(path: string, like?: T): Checkpoint<T> {
   let bytes: Uint8Array;
+  const { fs } = nodeFiles(OP_LOAD);
   try {
     bytes = fs.readFileSync(path);
   } catch (e) {

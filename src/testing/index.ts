@@ -1,4 +1,8 @@
-/** `tsjax/testing`: arbitraries and checkers for property tests of array programs and optimizers. */
+/**
+ * `tsjax/testing`: arbitraries and checkers for property tests of array programs and optimizers.
+ *
+ * @module tsjax/testing
+ */
 export * from "./arbitraries.js";
 export * from "./checks.js";
 export * from "./programs.js";

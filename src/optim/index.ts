@@ -15,18 +15,35 @@ export * from "./transforms.js";
 export * from "./alias.js";
 export * from "./schedules.js";
 export {
+  type AdaptiveOperator,
   type AdaptiveOptions,
   type DualVectorOptions,
+  type GsamOptions,
+  type LookSam,
+  type LookSamOptions,
+  type LookSamState,
+  type SamDecayStep,
   type SamDiagnostics,
   type SamOptions,
+  type SamTrainStepOptions,
+  type SamWeightDecayOptions,
+  type WeightDecayConvention,
   dualVector,
+  filterNorms,
+  fisherDirection,
   gsam,
+  gsamRhoSchedule,
   lookSam,
+  projectToBall,
   sam,
   samOn,
+  samOperator,
   samPerturbation,
   samTrainStep,
+  samWeightDecayStep,
   samWithDiagnostics,
   usam,
 } from "./sam/index.js";
 export * as hessian from "./sharpness/hessian.js";
+export * as contrib from "./contrib/index.js";
+export * as sharpness from "./sharpness/index.js";

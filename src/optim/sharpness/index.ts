@@ -1,2 +1,3 @@
-/** Sharpness diagnostics: Hessian-vector products, top Hessian eigenvalues (Lanczos) and trace (Hutchinson). */
+/** Sharpness diagnostics: Hessian-vector products, top Hessian eigenvalues (Lanczos) and trace (Hutchinson), m-sharpness. */
 export * from "./hessian.js";
+export * from "./m-sharpness.js";

@@ -22,7 +22,13 @@ import * as np from "../../core/numpy/index.js";
 import type { Tensor } from "../../core/tensor.js";
 import * as tree from "../../core/tree.js";
 import { cond } from "../../transforms/index.js";
-import { type GradientTransformation, type Params, type Updates, applyUpdates, checkNumber } from "../base.js";
+import {
+  type GradientTransformation,
+  type Params,
+  type Updates,
+  applyUpdates,
+  checkNumber,
+} from "../base.js";
 import { treeNorm } from "../tree-math.js";
 
 /** `optax.contrib.SAMState`. `cache` is the clean parameters in transparent mode, `null` in opaque mode. */
@@ -97,10 +103,13 @@ export function sam<O, A>(
   opts: ContribSamOptions = {},
 ): GradientTransformationExtraArgs<SamState<O, A>> {
   const op = "contrib.sam";
-  if (!optimizer || typeof optimizer.update !== "function") throw new ConfigError("optimizer must be a GradientTransformation", op);
-  if (!advOptimizer || typeof advOptimizer.update !== "function") throw new ConfigError("advOptimizer must be a GradientTransformation", op);
+  if (!optimizer || typeof optimizer.update !== "function")
+    throw new ConfigError("optimizer must be a GradientTransformation", op);
+  if (!advOptimizer || typeof advOptimizer.update !== "function")
+    throw new ConfigError("advOptimizer must be a GradientTransformation", op);
   const { syncPeriod = 2, resetState = true, opaqueMode = false } = opts;
-  if (!Number.isInteger(syncPeriod) || syncPeriod < 1) throw new ConfigError(`syncPeriod must be an integer >= 1, got ${String(syncPeriod)}`, op);
+  if (!Number.isInteger(syncPeriod) || syncPeriod < 1)
+    throw new ConfigError(`syncPeriod must be an integer >= 1, got ${String(syncPeriod)}`, op);
 
   const init = (params: Params): SamState<O, A> => ({
     stepsSinceSync: np.array(0, "int32"),
@@ -114,11 +123,21 @@ export function sam<O, A>(
     return params;
   };
 
-  const transparent = (updates: Updates, state: SamState<O, A>, params?: Params): [Updates, SamState<O, A>] => {
+  const transparent = (
+    updates: Updates,
+    state: SamState<O, A>,
+    params?: Params,
+  ): [Updates, SamState<O, A>] => {
     const w = needParams(params);
     const s = state.stepsSinceSync;
     // Refresh the cache before it is used, so syncPeriod = 1 is the outer optimizer (optax #1788).
-    const cache = cond(np.equal(s, 0), (p: Params) => p, (_p: Params, c: Params) => c, w, state.cache);
+    const cache = cond(
+      np.equal(s, 0),
+      (p: Params) => p,
+      (_p: Params, c: Params) => c,
+      w,
+      state.cache,
+    );
     const outer = (g: Updates, p: Params, c: Params, os: O, _as: A): [Updates, O, A] => {
       const [u, nos] = optimizer.update(g, os, c);
       const jump = tree.map((ci: Tensor, pi: Tensor, ui: Tensor) => np.add(np.subtract(ci, pi), ui), c, p, u);
@@ -129,15 +148,30 @@ export function sam<O, A>(
       return [negate(u), os, nas];
     };
     const last = np.equal(s, syncPeriod - 1);
-    const [out, optState, advState] = cond(last, outer, ascent, updates, w, cache, state.optState, state.advState) as [Updates, O, A];
+    const [out, optState, advState] = cond(
+      last,
+      outer,
+      ascent,
+      updates,
+      w,
+      cache,
+      state.optState,
+      state.advState,
+    ) as [Updates, O, A];
     const next = np.mod(np.add(s, np.array(1, "int32")), syncPeriod);
     return [out, { stepsSinceSync: np.astype(next, "int32"), optState, advState, cache }];
   };
 
-  const opaque = (updates: Updates, state: SamState<O, A>, params?: Params, extra?: SamExtraArgs): [Updates, SamState<O, A>] => {
+  const opaque = (
+    updates: Updates,
+    state: SamState<O, A>,
+    params?: Params,
+    extra?: SamExtraArgs,
+  ): [Updates, SamState<O, A>] => {
     const w = needParams(params);
     const gradFn = extra?.gradFn;
-    if (typeof gradFn !== "function") throw new ConfigError("opaque mode needs update(updates, state, params, { gradFn })", op);
+    if (typeof gradFn !== "function")
+      throw new ConfigError("opaque mode needs update(updates, state, params, { gradFn })", op);
     let advParams = w;
     let adv = updates;
     let advState = state.advState;

@@ -125,21 +125,31 @@ const finiteNonNeg = (v: unknown): v is number => typeof v === "number" && Numbe
 
 function resolveAdaptive(a: SamOptions["adaptive"], op: string): Resolved["adaptive"] {
   if (a === undefined || a === false) return null;
-  if (a === "elementwise" || a === "filterwise") return { operator: a, eta: 0.01, exempt: () => false, filterAxis: -1 };
+  if (a === "elementwise" || a === "filterwise")
+    return { operator: a, eta: 0.01, exempt: () => false, filterAxis: -1 };
   if (typeof a !== "object" || a === null)
-    throw new ConfigError(`adaptive must be false, "elementwise", "filterwise" or { operator, eta, exempt }, got ${String(a)}`, op);
+    throw new ConfigError(
+      `adaptive must be false, "elementwise", "filterwise" or { operator, eta, exempt }, got ${String(a)}`,
+      op,
+    );
   const operator = a.operator ?? "elementwise";
   if (operator !== "elementwise" && operator !== "filterwise")
-    throw new ConfigError(`adaptive.operator must be "elementwise" or "filterwise", got ${String(operator)}`, op);
+    throw new ConfigError(
+      `adaptive.operator must be "elementwise" or "filterwise", got ${String(operator)}`,
+      op,
+    );
   const eta = a.eta ?? 0.01;
-  if (!finiteNonNeg(eta)) throw new ConfigError(`adaptive.eta must be a finite number >= 0, got ${String(eta)}`, op);
+  if (!finiteNonNeg(eta))
+    throw new ConfigError(`adaptive.eta must be a finite number >= 0, got ${String(eta)}`, op);
   const filterAxis = a.filterAxis ?? -1;
-  if (!Number.isInteger(filterAxis)) throw new ConfigError(`adaptive.filterAxis must be an integer, got ${String(filterAxis)}`, op);
+  if (!Number.isInteger(filterAxis))
+    throw new ConfigError(`adaptive.filterAxis must be an integer, got ${String(filterAxis)}`, op);
   return { operator, eta, exempt: a.exempt ?? (() => false), filterAxis };
 }
 
 function resolve(opts: SamOptions, op: string): Resolved {
-  if (opts === null || typeof opts !== "object") throw new ConfigError("options { rho, ... } are required", op);
+  if (opts === null || typeof opts !== "object")
+    throw new ConfigError("options { rho, ... } are required", op);
   const { rho } = opts;
   let rhoNum: number | null = null;
   let rhoSchedule: Schedule | null = null;
@@ -150,7 +160,8 @@ function resolve(opts: SamOptions, op: string): Resolved {
     throw new ConfigError(`rho must be a finite number >= 0 or a schedule, got ${String(rho)}`, op);
   } else rhoNum = rho;
   const mode = opts.mode ?? "beyond";
-  if (mode !== "mirror" && mode !== "beyond") throw new ConfigError(`mode must be "mirror" or "beyond", got ${String(mode)}`, op);
+  if (mode !== "mirror" && mode !== "beyond")
+    throw new ConfigError(`mode must be "mirror" or "beyond", got ${String(mode)}`, op);
   const mirror = mode === "mirror";
   const eps = opts.eps ?? 1e-12;
   if (!finiteNonNeg(eps)) throw new ConfigError(`eps must be a finite number >= 0, got ${String(eps)}`, op);
@@ -159,38 +170,58 @@ function resolve(opts: SamOptions, op: string): Resolved {
   const adaptive = resolveAdaptive(opts.adaptive, op);
   let fisherEta: number | null = null;
   if (opts.fisher !== undefined) {
-    if (typeof opts.fisher !== "object" || opts.fisher === null) throw new ConfigError("fisher must be an object { eta }", op);
+    if (typeof opts.fisher !== "object" || opts.fisher === null)
+      throw new ConfigError("fisher must be an object { eta }", op);
     fisherEta = opts.fisher.eta ?? 1;
-    if (!finiteNonNeg(fisherEta)) throw new ConfigError(`fisher.eta must be a finite number >= 0, got ${String(fisherEta)}`, op);
+    if (!finiteNonNeg(fisherEta))
+      throw new ConfigError(`fisher.eta must be a finite number >= 0, got ${String(fisherEta)}`, op);
     if (adaptive) throw new ConfigError("fisher and adaptive cannot be combined", op);
     if (p !== 2) throw new ConfigError(`fisher needs p = 2, got ${p}`, op);
   }
   const ascentSteps = opts.ascentSteps ?? 1;
-  if (!Number.isInteger(ascentSteps) || ascentSteps < 1) throw new ConfigError(`ascentSteps must be an integer >= 1, got ${String(ascentSteps)}`, op);
+  if (!Number.isInteger(ascentSteps) || ascentSteps < 1)
+    throw new ConfigError(`ascentSteps must be an integer >= 1, got ${String(ascentSteps)}`, op);
   const ascentStepSize = opts.ascentStepSize ?? null;
   if (ascentStepSize !== null && !finiteNonNeg(ascentStepSize))
     throw new ConfigError(`ascentStepSize must be a finite number >= 0, got ${String(ascentStepSize)}`, op);
-  if (ascentSteps > 1 && p !== 2 && p !== Infinity) throw new ConfigError(`ascentSteps > 1 needs p = 2 or Infinity (a closed-form projection), got ${p}`, op);
-  if (ascentSteps > 1 && fisherEta !== null) throw new ConfigError("ascentSteps > 1 is not defined for fisher", op);
+  const ascent = ascentSteps > 1 || ascentStepSize !== null;
+  if (ascent && p !== 2 && p !== Infinity)
+    throw new ConfigError(
+      `ascentSteps/ascentStepSize need p = 2 or Infinity (a closed-form projection), got ${p}`,
+      op,
+    );
+  if (ascent && fisherEta !== null)
+    throw new ConfigError("ascentSteps/ascentStepSize are not defined for fisher", op);
   const secondOrder = opts.secondOrder ?? false;
-  if (secondOrder && (adaptive || fisherEta !== null || p !== 2 || ascentSteps > 1))
-    throw new ConfigError("secondOrder is implemented for plain p = 2 SAM with one ascent step (no adaptive, fisher, or ascentSteps)", op);
+  if (secondOrder && (adaptive || fisherEta !== null || p !== 2 || ascent))
+    throw new ConfigError(
+      "secondOrder is implemented for plain p = 2 SAM with one ascent step (no adaptive, fisher, or ascentSteps)",
+      op,
+    );
   if (mirror) {
     // Mirror mode is the official code and nothing else: reject options it does not have.
-    if (opts.eps !== undefined) throw new ConfigError("eps is a beyond-mode option (mirror mode has no guard)", op);
+    if (opts.eps !== undefined)
+      throw new ConfigError("eps is a beyond-mode option (mirror mode has no guard)", op);
     if (p !== 2) throw new ConfigError(`p must be 2 in mirror mode, got ${p}`, op);
     if (adaptive) throw new ConfigError("adaptive is a beyond-mode option", op);
     if (fisherEta !== null) throw new ConfigError("fisher is a beyond-mode option", op);
-    if (ascentSteps > 1) throw new ConfigError("ascentSteps is a beyond-mode option", op);
+    if (ascent) throw new ConfigError("ascentSteps and ascentStepSize are beyond-mode options", op);
     if (secondOrder) throw new ConfigError("secondOrder is a beyond-mode option", op);
-    if (rhoSchedule) throw new ConfigError("rho as a schedule is a beyond-mode option (the official code has a fixed rho)", op);
+    if (rhoSchedule)
+      throw new ConfigError(
+        "rho as a schedule is a beyond-mode option (the official code has a fixed rho)",
+        op,
+      );
   }
   const argnums = opts.argnums ?? 0;
-  if (!Number.isInteger(argnums) || argnums < 0) throw new ConfigError(`argnums must be an integer >= 0, got ${String(argnums)}`, op);
+  if (!Number.isInteger(argnums) || argnums < 0)
+    throw new ConfigError(`argnums must be an integer >= 0, got ${String(argnums)}`, op);
   const m = opts.m;
-  if (m !== undefined && (!Number.isInteger(m) || m < 1)) throw new ConfigError(`m must be a positive integer, got ${String(m)}`, op);
+  if (m !== undefined && (!Number.isInteger(m) || m < 1))
+    throw new ConfigError(`m must be a positive integer, got ${String(m)}`, op);
   const sync = opts.syncPerturbations ?? false;
-  if (sync && m === undefined) throw new ConfigError("syncPerturbations needs m (the lanes whose gradients are synchronised)", op);
+  if (sync && m === undefined)
+    throw new ConfigError("syncPerturbations needs m (the lanes whose gradients are synchronised)", op);
   return {
     rho: rhoNum,
     rhoSchedule,
@@ -209,7 +240,8 @@ function resolve(opts: SamOptions, op: string): Resolved {
   };
 }
 
-const dualOf = (x: unknown, r: Resolved): unknown => (r.mirror ? dualVector(x) : dualVector(x, { p: r.p, eps: r.eps }));
+const dualOf = (x: unknown, r: Resolved): unknown =>
+  r.mirror ? dualVector(x) : dualVector(x, { p: r.p, eps: r.eps });
 
 /** The operator tree of ASAM at `params`, or null for plain SAM. */
 const operatorAt = (params: unknown, r: Resolved): unknown =>
@@ -228,7 +260,13 @@ function onePerturbation(g: unknown, params: unknown, r: Resolved, rho: number |
  * ε by multi-step projected ascent in the operator's coordinates `u = T⁻¹ε` (T = I without ASAM):
  * the ball constraint `‖T⁻¹ε‖ <= ρ` is then the plain ball `‖u‖ <= ρ`.
  */
-function projectedAscent(g: unknown, params: unknown, r: Resolved, rho: number | Tensor, gradAt: (point: unknown) => unknown): unknown {
+function projectedAscent(
+  g: unknown,
+  params: unknown,
+  r: Resolved,
+  rho: number | Tensor,
+  gradAt: (point: unknown) => unknown,
+): unknown {
   const t = operatorAt(params, r);
   const T = <X>(x: X): X => (t === null ? x : applyOperator(t, x));
   const alpha = r.ascentStepSize ?? rho;
@@ -237,7 +275,11 @@ function projectedAscent(g: unknown, params: unknown, r: Resolved, rho: number |
   for (let s = 0; s < r.ascentSteps; s++) {
     if (s > 0) gt = gradAt(shift(params, T(u)));
     u = projectToBall(
-      tree.map((ui: Tensor, d: Tensor) => np.add(ui, np.astype(d, ui.dtype)), u, scaleBy(dualOf(T(gt), r), alpha)),
+      tree.map(
+        (ui: Tensor, d: Tensor) => np.add(ui, np.astype(d, ui.dtype)),
+        u,
+        scaleBy(dualOf(T(gt), r), alpha),
+      ),
       rho,
       r.p,
     );
@@ -250,18 +292,36 @@ function shift(params: unknown, e: unknown): unknown {
   return tree.map((w: Tensor, ei: Tensor) => np.add(w, stopGradient(np.astype(ei, w.dtype))), params, e);
 }
 
-function perturbation(g: unknown, params: unknown, r: Resolved, rho: number | Tensor, gradAt: (point: unknown) => unknown): unknown {
-  return r.ascentSteps > 1 ? projectedAscent(g, params, r, rho, gradAt) : onePerturbation(g, params, r, rho);
+/** Projected ascent runs for several steps, or for one step of a given size (`Proj(α·dual(T g))`). */
+const usesAscent = (r: Resolved): boolean => r.ascentSteps > 1 || r.ascentStepSize !== null;
+
+function perturbation(
+  g: unknown,
+  params: unknown,
+  r: Resolved,
+  rho: number | Tensor,
+  gradAt: (point: unknown) => unknown,
+): unknown {
+  return usesAscent(r) ? projectedAscent(g, params, r, rho, gradAt) : onePerturbation(g, params, r, rho);
 }
 
 /** The second-order term `(ρ/‖g‖) H (S − ⟨ĝ,S⟩ĝ)` (zero where `g = 0`). */
-function secondOrderTerm(g: unknown, s: unknown, rho: number | Tensor, hvp: (v: unknown) => unknown): unknown {
+function secondOrderTerm(
+  g: unknown,
+  s: unknown,
+  rho: number | Tensor,
+  hvp: (v: unknown) => unknown,
+): unknown {
   const n = treeNorm(g);
   const pos = np.greater(n, 0);
   const safe = np.where(pos, n, np.onesLike(n));
   const ghat = scaleBy(g, np.divide(1, safe));
   const v = treeSub(s, treeScale(treeVdot(ghat, s), ghat));
-  const coef = np.where(pos, np.multiply(np.divide(1, safe), typeof rho === "number" ? rho : np.astype(rho, n.dtype)), np.zerosLike(n));
+  const coef = np.where(
+    pos,
+    np.multiply(np.divide(1, safe), typeof rho === "number" ? rho : np.astype(rho, n.dtype)),
+    np.zerosLike(n),
+  );
   return scaleBy(hvp(v), coef);
 }
 
@@ -286,19 +346,34 @@ function scalarOfParams(loss: Loss, r: Resolved, args: unknown[]): (p: unknown) 
   };
 }
 
-function stats(r: Resolved, diagnostics: boolean, g: unknown, grads: unknown, aux: unknown, l0: Tensor, l1: Tensor): LaneOut {
+function stats(
+  r: Resolved,
+  diagnostics: boolean,
+  g: unknown,
+  grads: unknown,
+  aux: unknown,
+  l0: Tensor,
+  l1: Tensor,
+): LaneOut {
   // Only defined fields: the record is a vmap output tree.
   const base = (r.hasAux ? { grads, aux } : { grads }) as LaneOut;
   if (!diagnostics) return base;
   const gn = treeNorm(g);
   const sn = treeNorm(grads);
-  return { ...base, gradNorm: gn, samGradNorm: sn, cosine: np.divide(treeVdot(g, grads), np.multiply(gn, sn)), lossIncrease: np.subtract(l1, l0) };
+  return {
+    ...base,
+    gradNorm: gn,
+    samGradNorm: sn,
+    cosine: np.divide(treeVdot(g, grads), np.multiply(gn, sn)),
+    lossIncrease: np.subtract(l1, l0),
+  };
 }
 
 /** One SAM evaluation on one (sub-)batch. */
 function lane(loss: Loss, r: Resolved, rho: number | Tensor, diagnostics: boolean, args: unknown[]): LaneOut {
   const vg = valueAndGrad(loss, { argnums: r.argnums, hasAux: r.hasAux });
-  const value = (v: unknown): [Tensor, unknown] => (r.hasAux ? (v as [Tensor, unknown]) : [v as Tensor, undefined]);
+  const value = (v: unknown): [Tensor, unknown] =>
+    r.hasAux ? (v as [Tensor, unknown]) : [v as Tensor, undefined];
   const [v0, g] = vg(...args);
   const [l0, aux] = value(v0);
   // The official code branches on rho > 0: rho = 0 is exactly the base gradient, never 0 · NaN.
@@ -328,14 +403,18 @@ function splitBatch(args: unknown[], r: Resolved, op: string): unknown[] {
     if (i === r.argnums) return a;
     return tree.map((x: Tensor) => {
       const n = x.shape[0];
-      if (n === undefined) throw new ConfigError(`m-sharpness needs a leading batch axis; argument ${i} has a scalar leaf`, op);
-      if (B !== undefined && n !== B) throw new ConfigError(`batch leaves disagree on the leading axis: ${B} and ${n} (argument ${i})`, op);
+      if (n === undefined)
+        throw new ConfigError(`m-sharpness needs a leading batch axis; argument ${i} has a scalar leaf`, op);
+      if (B !== undefined && n !== B)
+        throw new ConfigError(`batch leaves disagree on the leading axis: ${B} and ${n} (argument ${i})`, op);
       B = n;
-      if (n % m !== 0) throw new ConfigError(`batch size ${n} is not divisible by m = ${m} (argument ${i})`, op);
+      if (n % m !== 0)
+        throw new ConfigError(`batch size ${n} is not divisible by m = ${m} (argument ${i})`, op);
       return np.reshape(x, [n / m, m, ...x.shape.slice(1)]);
     }, a);
   });
-  if (B === undefined) throw new ConfigError("m-sharpness needs at least one batch argument with a leading axis", op);
+  if (B === undefined)
+    throw new ConfigError("m-sharpness needs at least one batch argument with a leading axis", op);
   return out;
 }
 
@@ -345,14 +424,26 @@ const laneMean = (x: unknown): unknown => tree.map((l: Tensor) => np.mean(l, 0),
  * `syncPerturbations`: the clean gradients of all lanes are averaged into one ε (as a pmean before
  * the dual vector), then every lane takes its gradient at `w + ε` and those are averaged.
  */
-function synced(loss: Loss, r: Resolved, rho: number | Tensor, diagnostics: boolean, args: unknown[], op: string): LaneOut {
+function synced(
+  loss: Loss,
+  r: Resolved,
+  rho: number | Tensor,
+  diagnostics: boolean,
+  args: unknown[],
+  op: string,
+): LaneOut {
   const lanesArgs = splitBatch(args, r, op);
   const inAxes = args.map((_, i) => (i === r.argnums ? null : 0));
   const vg = valueAndGrad(loss, { argnums: r.argnums, hasAux: r.hasAux });
-  const perLane = vmap((...xs: unknown[]) => {
-    const [v, g] = vg(...xs);
-    return r.hasAux ? { l: (v as [Tensor, unknown])[0], aux: (v as [Tensor, unknown])[1], g } : { l: v as Tensor, g };
-  }, { inAxes });
+  const perLane = vmap(
+    (...xs: unknown[]) => {
+      const [v, g] = vg(...xs);
+      return r.hasAux
+        ? { l: (v as [Tensor, unknown])[0], aux: (v as [Tensor, unknown])[1], g }
+        : { l: v as Tensor, g };
+    },
+    { inAxes },
+  );
   const at = (point: unknown) => {
     const full = lanesArgs.slice();
     full[r.argnums] = point;
@@ -367,9 +458,12 @@ function synced(loss: Loss, r: Resolved, rho: number | Tensor, diagnostics: bool
   const pert = at(shift(params, e));
   let grads = laneMean(pert.g);
   if (r.secondOrder) {
-    const hvpLanes = vmap((v: unknown, ...xs: unknown[]) => hessianVectorProduct(scalarOfParams(loss, r, xs), xs[r.argnums], v), {
-      inAxes: [null, ...inAxes],
-    });
+    const hvpLanes = vmap(
+      (v: unknown, ...xs: unknown[]) => hessianVectorProduct(scalarOfParams(loss, r, xs), xs[r.argnums], v),
+      {
+        inAxes: [null, ...inAxes],
+      },
+    );
     const term = secondOrderTerm(g, grads, rho, (v) => laneMean(hvpLanes(v, ...lanesArgs)));
     grads = tree.map((a: Tensor, b: Tensor) => np.add(a, np.astype(b, a.dtype)), grads, term);
   }
@@ -380,11 +474,13 @@ function run(loss: Loss, r: Resolved, diagnostics: boolean, rawArgs: unknown[], 
   let args = rawArgs;
   let rho: number | Tensor = r.rho ?? 0;
   if (r.rhoSchedule) {
-    if (args.length === 0) throw new ConfigError("rho is a schedule: call the gradient as (step, params, ...batch)", op);
+    if (args.length === 0)
+      throw new ConfigError("rho is a schedule: call the gradient as (step, params, ...batch)", op);
     rho = np.astype(r.rhoSchedule(args[0] as Tensor), "float32");
     args = args.slice(1);
   }
-  if (r.argnums >= args.length) throw new ConfigError(`argnums ${r.argnums} is out of range for ${args.length} arguments`, op);
+  if (r.argnums >= args.length)
+    throw new ConfigError(`argnums ${r.argnums} is out of range for ${args.length} arguments`, op);
   if (r.m === undefined) return lane(loss, r, rho, diagnostics, args);
   if (r.sync) return synced(loss, r, rho, diagnostics, args, op);
   const lanes = vmap((...xs: unknown[]) => lane(loss, r, rho, diagnostics, xs), {
@@ -421,7 +517,13 @@ export function samWithDiagnostics(loss: Loss, opts: SamOptions): (...args: any[
   const r = resolve(opts, "samWithDiagnostics");
   return (...args: unknown[]) => {
     const out = run(loss, r, true, args, "samWithDiagnostics");
-    const d: SamDiagnostics = { grads: out.grads, gradNorm: out.gradNorm, samGradNorm: out.samGradNorm, cosine: out.cosine, lossIncrease: out.lossIncrease };
+    const d: SamDiagnostics = {
+      grads: out.grads,
+      gradNorm: out.gradNorm,
+      samGradNorm: out.samGradNorm,
+      cosine: out.cosine,
+      lossIncrease: out.lossIncrease,
+    };
     if (r.hasAux) d.aux = out.aux;
     return d;
   };
@@ -436,11 +538,13 @@ export function samWithDiagnostics(loss: Loss, opts: SamOptions): (...args: any[
  */
 export function samPerturbation<T>(g: T, params: unknown, opts: SamOptions, step?: Tensor): T {
   const r = resolve(opts, "samPerturbation");
-  if (r.ascentSteps > 1) throw new ConfigError("ascentSteps > 1 needs the loss: use sam or samWithDiagnostics", "samPerturbation");
+  if (r.ascentSteps > 1)
+    throw new ConfigError("ascentSteps > 1 needs the loss: use sam or samWithDiagnostics", "samPerturbation");
   let rho: number | Tensor = r.rho ?? 0;
   if (r.rhoSchedule) {
     if (step === undefined) throw new ConfigError("rho is a schedule: pass the step", "samPerturbation");
     rho = np.astype(r.rhoSchedule(step), "float32");
   }
-  return onePerturbation(g, params, r, rho) as T;
+  // One step never needs a second gradient.
+  return perturbation(g, params, r, rho, () => null) as T;
 }

@@ -28,7 +28,10 @@ export function filterNorms(w: Tensor, filterAxis = -1): Tensor {
   if (w.ndim <= 1) return np.abs(w);
   const axis = filterAxis < 0 ? w.ndim + filterAxis : filterAxis;
   if (!Number.isInteger(axis) || axis < 0 || axis >= w.ndim)
-    throw new ConfigError(`filterAxis ${filterAxis} is out of range for a leaf of rank ${w.ndim}`, "samOperator");
+    throw new ConfigError(
+      `filterAxis ${filterAxis} is out of range for a leaf of rank ${w.ndim}`,
+      "samOperator",
+    );
   const others = w.shape.map((_, i) => i).filter((i) => i !== axis);
   const n = np.sqrt(np.sum(np.square(w), others, { keepdims: true }));
   return np.broadcastTo(n, w.shape);
@@ -58,7 +61,10 @@ export function applyOperator<T>(t: OperatorTree, x: T): T {
 
 /** Multiplies every leaf by a JS number or a scalar tensor (cast to the leaf's dtype). */
 export function scaleBy<T>(x: T, s: number | Tensor): T {
-  return tree.map((xi: Tensor) => np.multiply(xi, typeof s === "number" ? s : np.astype(s, xi.dtype)), x) as unknown as T;
+  return tree.map(
+    (xi: Tensor) => np.multiply(xi, typeof s === "number" ? s : np.astype(s, xi.dtype)),
+    x,
+  ) as unknown as T;
 }
 
 /**
@@ -87,11 +93,16 @@ export function fisherDirection<T>(g: T, opts: { eta: number; eps?: number }): T
 export function projectToBall<T>(u: T, rho: number | Tensor, p: number): T {
   if (p === Infinity) {
     return tree.map((x: Tensor) => {
-      const r = typeof rho === "number" ? rho : np.astype(rho, x.dtype);
+      // A typed bound: a bare JS number would be rounded to float32 by clip.
+      const r = typeof rho === "number" ? np.array(rho, x.dtype) : np.astype(rho, x.dtype);
       return np.clip(x, np.negative(r), r);
     }, u) as unknown as T;
   }
-  if (p !== 2) throw new ConfigError(`projection onto the p-ball is implemented for p = 2 and Infinity, got ${p}`, "projectToBall");
+  if (p !== 2)
+    throw new ConfigError(
+      `projection onto the p-ball is implemented for p = 2 and Infinity, got ${p}`,
+      "projectToBall",
+    );
   const n = np.sqrt(treeVdot(u, u));
   const r = typeof rho === "number" ? np.array(rho, n.dtype) : np.astype(rho, n.dtype);
   const pos = np.greater(n, r);

@@ -40,7 +40,10 @@ function gradAt(g: (...a: any[]) => any, params: unknown, e: unknown, rest: unkn
 
 /** The guarded SAM ε = ρ g/‖g‖ (as `sam`'s beyond mode, eps 1e-12), so variants reduce to `sam` exactly. */
 const samEps = (g: unknown, rho: number | Tensor): unknown =>
-  tree.map((d: Tensor) => np.multiply(d, typeof rho === "number" ? rho : np.astype(rho, d.dtype)), dualVector(g, { eps: 1e-12 }));
+  tree.map(
+    (d: Tensor) => np.multiply(d, typeof rho === "number" ? rho : np.astype(rho, d.dtype)),
+    dualVector(g, { eps: 1e-12 }),
+  );
 
 /** `a − (⟨a, b⟩/‖b‖²) b`: the part of `a` orthogonal to `b` (`a` itself when `b = 0`). */
 function orthogonalPart<T>(a: T, b: unknown): T {
@@ -134,7 +137,8 @@ export function gsam(loss: Loss, opts: GsamOptions): (...args: any[]) => any {
     return treeSub(s, treeScale(alpha, orthogonalPart(g0, s)));
   };
   if (!scheduled) return (params: unknown, ...rest: unknown[]) => at(rho!, params, rest);
-  return (step: Tensor, params: unknown, ...rest: unknown[]) => at(np.astype((opts.rho as Schedule)(step), "float32"), params, rest);
+  return (step: Tensor, params: unknown, ...rest: unknown[]) =>
+    at(np.astype((opts.rho as Schedule)(step), "float32"), params, rest);
 }
 
 /**
@@ -144,7 +148,13 @@ export function gsam(loss: Loss, opts: GsamOptions): (...args: any[]) => any {
  *
  * @example gsamRhoSchedule({ learningRate: cosineDecaySchedule(0.1, 1000), lrMax: 0.1, lrMin: 0, rhoMax: 0.6, rhoMin: 0.1 })
  */
-export function gsamRhoSchedule(opts: { learningRate: Schedule; lrMax: number; lrMin: number; rhoMax: number; rhoMin: number }): Schedule {
+export function gsamRhoSchedule(opts: {
+  learningRate: Schedule;
+  lrMax: number;
+  lrMin: number;
+  rhoMax: number;
+  rhoMin: number;
+}): Schedule {
   const op = "gsamRhoSchedule";
   const { learningRate, lrMax, lrMin, rhoMax, rhoMin } = opts;
   checkSchedule(op, "learningRate", learningRate);

@@ -15,7 +15,14 @@ import { ConfigError } from "../../core/errors.js";
 import * as np from "../../core/numpy/index.js";
 import type { Tensor } from "../../core/tensor.js";
 import * as tree from "../../core/tree.js";
-import { type GradientTransformation, type ScalarOrSchedule, applyUpdates, chain, checkNumber, checkScalarOrSchedule } from "../base.js";
+import {
+  type GradientTransformation,
+  type ScalarOrSchedule,
+  applyUpdates,
+  chain,
+  checkNumber,
+  checkScalarOrSchedule,
+} from "../base.js";
 import { addDecayedWeights, byPath } from "../transforms.js";
 import { safeIncrement } from "../tree-math.js";
 import { type SamOptions, sam } from "./gradient.js";
@@ -50,7 +57,10 @@ const CONVENTIONS: readonly WeightDecayConvention[] = ["l2InLoss", "outsideMax",
 
 /** `λ·w` on the masked leaves, zero elsewhere. */
 function decayTerm(params: unknown, rate: number, mask: SamWeightDecayOptions["mask"]): unknown {
-  return tree.mapWithPath((path, w: Tensor) => (mask && !mask(path, w) ? np.zerosLike(w) : np.multiply(w, rate)), params);
+  return tree.mapWithPath(
+    (path, w: Tensor) => (mask && !mask(path, w) ? np.zerosLike(w) : np.multiply(w, rate)),
+    params,
+  );
 }
 
 /**
@@ -73,18 +83,24 @@ export function samWeightDecayStep(
 ): SamDecayStep {
   const op = "samWeightDecayStep";
   if (typeof loss !== "function") throw new ConfigError("loss must be a function", op);
-  if (!optimizer || typeof optimizer.update !== "function") throw new ConfigError("optimizer must be a GradientTransformation", op);
-  if (decay === null || typeof decay !== "object") throw new ConfigError("decay options { rate, convention } are required", op);
+  if (!optimizer || typeof optimizer.update !== "function")
+    throw new ConfigError("optimizer must be a GradientTransformation", op);
+  if (decay === null || typeof decay !== "object")
+    throw new ConfigError("decay options { rate, convention } are required", op);
   const { rate, convention, mask, learningRate } = decay;
   checkNumber(op, "rate", rate, { min: 0 });
   if (!CONVENTIONS.includes(convention))
-    throw new ConfigError(`convention must be one of ${CONVENTIONS.join(", ")}, got ${String(convention)}`, op);
+    throw new ConfigError(
+      `convention must be one of ${CONVENTIONS.join(", ")}, got ${String(convention)}`,
+      op,
+    );
   if (samOpts?.hasAux || (samOpts?.argnums ?? 0) !== 0 || typeof samOpts?.rho === "function")
     throw new ConfigError("samOpts may not set hasAux, argnums or a rho schedule here", op);
   if (convention === "decoupled") {
     if (learningRate === undefined) throw new ConfigError("the decoupled convention needs learningRate", op);
     checkScalarOrSchedule(op, "learningRate", learningRate);
-  } else if (learningRate !== undefined) throw new ConfigError(`learningRate is only used by the decoupled convention, not ${convention}`, op);
+  } else if (learningRate !== undefined)
+    throw new ConfigError(`learningRate is only used by the decoupled convention, not ${convention}`, op);
 
   const objective = (params: unknown, ...batch: unknown[]): Tensor => {
     const l = loss(params, ...batch);
@@ -99,19 +115,29 @@ export function samWeightDecayStep(
   const samGrad = sam(convention === "l2InLoss" ? objective : loss, samOpts);
   const opt =
     convention === "coupled"
-      ? chain(addDecayedWeights(rate, mask ? byPath((_s, leaf, keyPath) => mask(keyPath, leaf)) : undefined), optimizer)
+      ? chain(
+          addDecayedWeights(rate, mask ? byPath((_s, leaf, keyPath) => mask(keyPath, leaf)) : undefined),
+          optimizer,
+        )
       : optimizer;
 
   return {
     init: (params) => ({ opt: opt.init(params), count: np.array(0, "int32") }),
     step: (state, params, ...batch) => {
       let g = samGrad(params, ...batch) as unknown;
-      if (convention === "outsideMax") g = tree.map((a: Tensor, b: Tensor) => np.add(a, np.astype(b, a.dtype)), g, decayTerm(params, rate, mask));
+      if (convention === "outsideMax")
+        g = tree.map(
+          (a: Tensor, b: Tensor) => np.add(a, np.astype(b, a.dtype)),
+          g,
+          decayTerm(params, rate, mask),
+        );
       let [updates, optState] = opt.update(g, state.opt, params);
       if (convention === "decoupled") {
-        const lr = typeof learningRate === "number" ? np.array(learningRate, "float32") : learningRate!(state.count);
+        const lr =
+          typeof learningRate === "number" ? np.array(learningRate, "float32") : learningRate!(state.count);
         updates = tree.map(
-          (u: Tensor, d: Tensor) => np.subtract(u, np.multiply(np.astype(lr, u.dtype), np.astype(d, u.dtype))),
+          (u: Tensor, d: Tensor) =>
+            np.subtract(u, np.multiply(np.astype(lr, u.dtype), np.astype(d, u.dtype))),
           updates,
           decayTerm(params, rate, mask),
         );

@@ -40,12 +40,19 @@ export interface MSharpnessResult {
  *
  * @example mSharpness(loss, params, [x, y], { rho: 0.05, m: 16 }).value
  */
-export function mSharpness(loss: (params: any, ...batch: any[]) => any, params: unknown, data: readonly unknown[], opts: MSharpnessOptions): MSharpnessResult {
+export function mSharpness(
+  loss: (params: any, ...batch: any[]) => any,
+  params: unknown,
+  data: readonly unknown[],
+  opts: MSharpnessOptions,
+): MSharpnessResult {
   const op = "mSharpness";
-  if (!Array.isArray(data) || data.length === 0) throw new ConfigError("data must be a non-empty array of the loss's batch arguments", op);
+  if (!Array.isArray(data) || data.length === 0)
+    throw new ConfigError("data must be a non-empty array of the loss's batch arguments", op);
   if (opts === null || typeof opts !== "object") throw new ConfigError("options { rho, m } are required", op);
   const { rho, m } = opts;
-  if (typeof rho !== "number" || !Number.isFinite(rho) || rho <= 0) throw new ConfigError(`rho must be a finite number > 0, got ${String(rho)}`, op);
+  if (typeof rho !== "number" || !Number.isFinite(rho) || rho <= 0)
+    throw new ConfigError(`rho must be a finite number > 0, got ${String(rho)}`, op);
   const d = samWithDiagnostics(loss, {
     rho,
     m,

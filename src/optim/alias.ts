@@ -1,12 +1,5 @@
 /** optax's named optimizers, each a chain of the transformations in transforms.ts. */
-import {
-  type GradientTransformation,
-  type ScalarOrSchedule,
-  chain,
-  checkNumber,
-  checkScalarOrSchedule,
-  identity,
-} from "./base.js";
+import { type GradientTransformation, type ScalarOrSchedule, chain, checkNumber, checkScalarOrSchedule, identity } from "./base.js";
 import {
   type Mask,
   addDecayedWeights,
@@ -32,12 +25,9 @@ export function sgd(
 ): GradientTransformation<unknown[]> {
   checkScalarOrSchedule("sgd", "learningRate", learningRate);
   const { momentum, nesterov = false, flaxNesterov = false } = opts;
-  if (momentum !== undefined)
-    checkNumber("sgd", "momentum", momentum, { min: 0, max: 1, maxExclusive: true });
+  if (momentum !== undefined) checkNumber("sgd", "momentum", momentum, { min: 0, max: 1, maxExclusive: true });
   return chain(
-    momentum !== undefined
-      ? traceMomentum({ decay: momentum, nesterov: nesterov || flaxNesterov })
-      : identity(),
+    momentum !== undefined ? traceMomentum({ decay: momentum, nesterov: nesterov || flaxNesterov }) : identity(),
     scaleByLearningRate(learningRate),
   );
 }
@@ -58,11 +48,7 @@ export function adamw(
 ): GradientTransformation<unknown[]> {
   checkScalarOrSchedule("adamw", "learningRate", learningRate);
   const { weightDecay = 1e-4, mask, ...adamOpts } = opts;
-  return chain(
-    scaleByAdam(adamOpts),
-    addDecayedWeights(weightDecay, mask),
-    scaleByLearningRate(learningRate),
-  );
+  return chain(scaleByAdam(adamOpts), addDecayedWeights(weightDecay, mask), scaleByLearningRate(learningRate));
 }
 
 /** `optax.rmsprop` (uncentered), with optional momentum. @example rmsprop(1e-3, { decay: 0.9 }) */
@@ -95,12 +81,7 @@ export function lamb(
 ): GradientTransformation<unknown[]> {
   checkScalarOrSchedule("lamb", "learningRate", learningRate);
   const { weightDecay = 0, mask, eps = 1e-6, ...rest } = opts;
-  return chain(
-    scaleByAdam({ ...rest, eps }),
-    addDecayedWeights(weightDecay, mask),
-    scaleByTrustRatio(),
-    scaleByLearningRate(learningRate),
-  );
+  return chain(scaleByAdam({ ...rest, eps }), addDecayedWeights(weightDecay, mask), scaleByTrustRatio(), scaleByLearningRate(learningRate));
 }
 
 /** `optax.lion`. @example lion(1e-4, { weightDecay: 1e-3 }) */
@@ -110,9 +91,5 @@ export function lion(
 ): GradientTransformation<unknown[]> {
   checkScalarOrSchedule("lion", "learningRate", learningRate);
   const { b1 = 0.9, b2 = 0.99, weightDecay = 1e-3, mask } = opts;
-  return chain(
-    scaleByLion({ b1, b2 }),
-    addDecayedWeights(weightDecay, mask),
-    scaleByLearningRate(learningRate),
-  );
+  return chain(scaleByLion({ b1, b2 }), addDecayedWeights(weightDecay, mask), scaleByLearningRate(learningRate));
 }

@@ -48,10 +48,7 @@ export function chain(...ts: GradientTransformation<any>[]): GradientTransformat
     init: (params) => ts.map((t) => t.init(params)),
     update: (updates, state, params) => {
       if (!Array.isArray(state) || state.length !== ts.length)
-        throw new ConfigError(
-          `state must be an array of ${ts.length} states (one per transformation)`,
-          "chain",
-        );
+        throw new ConfigError(`state must be an array of ${ts.length} states (one per transformation)`, "chain");
       const out: unknown[] = [];
       let u = updates;
       ts.forEach((t, i) => {
@@ -118,12 +115,7 @@ export function checkSchedule(op: string, name: string, s: Schedule, nonNegative
 }
 
 /** Checks a number-or-schedule hyper-parameter. @internal */
-export function checkScalarOrSchedule(
-  op: string,
-  name: string,
-  v: ScalarOrSchedule,
-  nonNegative = true,
-): void {
+export function checkScalarOrSchedule(op: string, name: string, v: ScalarOrSchedule, nonNegative = true): void {
   if (typeof v === "number") checkNumber(op, name, v, nonNegative ? { min: 0 } : {});
   else checkSchedule(op, name, v, nonNegative);
 }

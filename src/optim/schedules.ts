@@ -21,12 +21,7 @@ export function constantSchedule(value: number): Schedule {
  *
  * @example linearSchedule(0, 1, 10)(np.array(5, "int32")) // 0.5
  */
-export function linearSchedule(
-  initValue: number,
-  endValue: number,
-  transitionSteps: number,
-  transitionBegin = 0,
-): Schedule {
+export function linearSchedule(initValue: number, endValue: number, transitionSteps: number, transitionBegin = 0): Schedule {
   const op = "linearSchedule";
   checkNumber(op, "initValue", initValue);
   checkNumber(op, "endValue", endValue);
@@ -45,12 +40,7 @@ export function linearSchedule(
  *
  * @example cosineDecaySchedule(0.1, 100)(np.array(50, "int32")) // 0.05
  */
-export function cosineDecaySchedule(
-  initValue: number,
-  decaySteps: number,
-  alpha = 0,
-  exponent = 1,
-): Schedule {
+export function cosineDecaySchedule(initValue: number, decaySteps: number, alpha = 0, exponent = 1): Schedule {
   const op = "cosineDecaySchedule";
   checkNumber(op, "initValue", initValue);
   checkNumber(op, "decaySteps", decaySteps, { min: 0, minExclusive: true });
@@ -72,10 +62,7 @@ export function cosineDecaySchedule(
 export function joinSchedules(schedules: Schedule[], boundaries: number[]): Schedule {
   const op = "joinSchedules";
   if (schedules.length !== boundaries.length + 1)
-    throw new ConfigError(
-      `needs one more schedule than boundaries, got ${schedules.length} and ${boundaries.length}`,
-      op,
-    );
+    throw new ConfigError(`needs one more schedule than boundaries, got ${schedules.length} and ${boundaries.length}`, op);
   boundaries.forEach((b, i) => {
     checkNumber(op, `boundaries[${i}]`, b, { min: 0 });
     if (i > 0 && b < boundaries[i - 1]!) throw new ConfigError("boundaries must be non-decreasing", op);
@@ -110,14 +97,10 @@ export function warmupCosineDecaySchedule(opts: {
   checkNumber(op, "endValue", endValue);
   checkNumber(op, "warmupSteps", warmupSteps, { min: 0 });
   checkNumber(op, "decaySteps", decaySteps);
-  if (!(decaySteps > warmupSteps))
-    throw new ConfigError(`decaySteps (${decaySteps}) must exceed warmupSteps (${warmupSteps})`, op);
+  if (!(decaySteps > warmupSteps)) throw new ConfigError(`decaySteps (${decaySteps}) must exceed warmupSteps (${warmupSteps})`, op);
   const alpha = peakValue === 0 ? 0 : endValue / peakValue;
   return joinSchedules(
-    [
-      linearSchedule(initValue, peakValue, warmupSteps),
-      cosineDecaySchedule(peakValue, decaySteps - warmupSteps, alpha, exponent),
-    ],
+    [linearSchedule(initValue, peakValue, warmupSteps), cosineDecaySchedule(peakValue, decaySteps - warmupSteps, alpha, exponent)],
     [warmupSteps],
   );
 }
@@ -128,10 +111,7 @@ export function warmupCosineDecaySchedule(opts: {
  *
  * @example piecewiseConstantSchedule(0.1, { 100: 0.1, 200: 0.1 })
  */
-export function piecewiseConstantSchedule(
-  initValue: number,
-  boundariesAndScales: Record<number, number> = {},
-): Schedule {
+export function piecewiseConstantSchedule(initValue: number, boundariesAndScales: Record<number, number> = {}): Schedule {
   const op = "piecewiseConstantSchedule";
   checkNumber(op, "initValue", initValue);
   const entries = Object.entries(boundariesAndScales)
@@ -176,8 +156,7 @@ export function exponentialDecay(opts: {
     if (staircase) p = np.floor(p);
     let decayed = np.multiply(np.power(np.array(decayRate, "float32"), p), initValue);
     decayed = np.where(np.lessEqual(count, 0), np.array(initValue, "float32"), decayed);
-    if (endValue !== undefined)
-      decayed = decayRate < 1 ? np.maximum(decayed, endValue) : np.minimum(decayed, endValue);
+    if (endValue !== undefined) decayed = decayRate < 1 ? np.maximum(decayed, endValue) : np.minimum(decayed, endValue);
     return decayed;
   };
 }

@@ -21,8 +21,7 @@ import { biasCorrection, safeIncrement, treeNorm, treeZerosLike, updateMoment } 
 const zeroCount = (): Tensor => np.array(0, "int32");
 
 function needParams(op: string, params: Params | undefined): Params {
-  if (params === undefined)
-    throw new ConfigError("this transformation needs `params` in update(grads, state, params)", op);
+  if (params === undefined) throw new ConfigError("this transformation needs `params` in update(grads, state, params)", op);
   return params;
 }
 
@@ -79,10 +78,7 @@ export interface TraceState {
  *
  * @example traceMomentum({ decay: 0.9, nesterov: true })
  */
-export function traceMomentum(opts: {
-  decay: number;
-  nesterov?: boolean;
-}): GradientTransformation<TraceState> {
+export function traceMomentum(opts: { decay: number; nesterov?: boolean }): GradientTransformation<TraceState> {
   const { decay, nesterov = false } = opts;
   checkNumber("traceMomentum", "decay", decay, { min: 0, max: 1, maxExclusive: true });
   return {
@@ -108,9 +104,7 @@ export interface AdamState {
  *
  * @example chain(scaleByAdam({ b1: 0.9 }), scaleByLearningRate(1e-3))
  */
-export function scaleByAdam(
-  opts: { b1?: number; b2?: number; eps?: number; epsRoot?: number } = {},
-): GradientTransformation<AdamState> {
+export function scaleByAdam(opts: { b1?: number; b2?: number; eps?: number; epsRoot?: number } = {}): GradientTransformation<AdamState> {
   const { b1 = 0.9, b2 = 0.999, eps = 1e-8, epsRoot = 0 } = opts;
   const op = "scaleByAdam";
   checkNumber(op, "b1", b1, { min: 0, max: 1, maxExclusive: true });
@@ -137,9 +131,7 @@ export interface RmsState {
 }
 
 /** `optax.scale_by_rms`: `g / (sqrt(ν) + eps)` with `ν ← decay·ν + (1-decay)·g²`. @example scaleByRms({ decay: 0.9 }) */
-export function scaleByRms(
-  opts: { decay?: number; eps?: number; initialScale?: number } = {},
-): GradientTransformation<RmsState> {
+export function scaleByRms(opts: { decay?: number; eps?: number; initialScale?: number } = {}): GradientTransformation<RmsState> {
   const { decay = 0.9, eps = 1e-8, initialScale = 0 } = opts;
   checkNumber("scaleByRms", "decay", decay, { min: 0, max: 1, maxExclusive: true });
   checkNumber("scaleByRms", "eps", eps, { min: 0 });
@@ -163,9 +155,7 @@ export interface RssState {
  *
  * @example scaleByRss({ initialAccumulatorValue: 0.1 })
  */
-export function scaleByRss(
-  opts: { initialAccumulatorValue?: number; eps?: number } = {},
-): GradientTransformation<RssState> {
+export function scaleByRss(opts: { initialAccumulatorValue?: number; eps?: number } = {}): GradientTransformation<RssState> {
   const { initialAccumulatorValue = 0.1, eps = 1e-7 } = opts;
   checkNumber("scaleByRss", "initialAccumulatorValue", initialAccumulatorValue, { min: 0 });
   checkNumber("scaleByRss", "eps", eps, { min: 0 });
@@ -233,10 +223,7 @@ function resolveMask(op: string, mask: unknown, params: Params): unknown {
     tree.mapWithPath((p, leaf: Tensor) => {
       const b = test(tree.keyPathToString(p), leaf, p);
       if (typeof b !== "boolean")
-        throw new ConfigError(
-          `the mask predicate must return a boolean, got ${String(b)} at ${tree.keyPathToString(p)}`,
-          op,
-        );
+        throw new ConfigError(`the mask predicate must return a boolean, got ${String(b)} at ${tree.keyPathToString(p)}`, op);
       return b;
     }, params);
   if (isTagged(mask, "pathPredicate")) m = byPathTest((mask as PathPredicate).test);
@@ -244,11 +231,7 @@ function resolveMask(op: string, mask: unknown, params: Params): unknown {
   else if (typeof mask === "function") m = byPathTest(mask as PathTest);
   else m = mask;
   const ok = tree.leaves(m).every((b) => typeof b === "boolean");
-  if (!ok)
-    throw new ConfigError(
-      "the mask must be a tree of booleans, a key-path predicate, or maskFromParams(f)",
-      op,
-    );
+  if (!ok) throw new ConfigError("the mask must be a tree of booleans, a key-path predicate, or maskFromParams(f)", op);
   tree.assertSameStructure(tree.structure(params), tree.structure(m), op);
   return m;
 }
@@ -257,10 +240,7 @@ function resolveMask(op: string, mask: unknown, params: Params): unknown {
 function selectMasked(t: unknown, m: unknown): unknown {
   const [ls, def] = tree.flatten(t);
   const ms = tree.leaves<boolean>(m);
-  return tree.unflatten(
-    def,
-    ls.map((l, i) => (ms[i] ? l : null)),
-  );
+  return tree.unflatten(def, ls.map((l, i) => (ms[i] ? l : null)));
 }
 
 /** State of {@link masked}. */
@@ -314,21 +294,12 @@ export function multiTransform(
     const l = typeof labels === "function" ? (labels as (p: Params) => unknown)(params) : labels;
     for (const s of tree.leaves(l)) {
       if (typeof s !== "string" || !(s in transforms))
-        throw new ConfigError(
-          `label ${JSON.stringify(s)} names no transformation (have ${Object.keys(transforms).join(", ")})`,
-          op,
-        );
+        throw new ConfigError(`label ${JSON.stringify(s)} names no transformation (have ${Object.keys(transforms).join(", ")})`, op);
     }
     return l;
   };
   const parts = Object.fromEntries(
-    Object.entries(transforms).map(([k, t]) => [
-      k,
-      masked(
-        t,
-        maskFromParams((p: Params) => tree.map((s: string) => s === k, labelTree(p))),
-      ),
-    ]),
+    Object.entries(transforms).map(([k, t]) => [k, masked(t, maskFromParams((p: Params) => tree.map((s: string) => s === k, labelTree(p))))]),
   );
   return {
     init: (params) => Object.fromEntries(Object.entries(parts).map(([k, t]) => [k, t.init(params)])),
@@ -403,16 +374,10 @@ export interface ApplyIfFiniteState {
  *
  * @example applyIfFinite(adam(1e-3), 5)
  */
-export function applyIfFinite<S>(
-  inner: GradientTransformation<S>,
-  maxConsecutiveErrors: number,
-): GradientTransformation<ApplyIfFiniteState> {
+export function applyIfFinite<S>(inner: GradientTransformation<S>, maxConsecutiveErrors: number): GradientTransformation<ApplyIfFiniteState> {
   checkNumber("applyIfFinite", "maxConsecutiveErrors", maxConsecutiveErrors, { min: 0 });
   if (!Number.isInteger(maxConsecutiveErrors))
-    throw new ConfigError(
-      `maxConsecutiveErrors must be an integer, got ${maxConsecutiveErrors}`,
-      "applyIfFinite",
-    );
+    throw new ConfigError(`maxConsecutiveErrors must be an integer, got ${maxConsecutiveErrors}`, "applyIfFinite");
   return {
     init: (params) => ({
       notFiniteCount: zeroCount(),
@@ -429,11 +394,7 @@ export function applyIfFinite<S>(
       const totalNotFinite = np.where(finite, state.totalNotFinite, safeIncrement(state.totalNotFinite));
       const apply = np.logicalOr(finite, np.greater(notFiniteCount, maxConsecutiveErrors));
       const updates = mapT((n: Tensor) => np.where(apply, n, np.zerosLike(n)), innerU);
-      const innerState = mapT(
-        (n: Tensor, o: Tensor) => np.where(apply, n, o),
-        innerS as unknown,
-        state.innerState,
-      );
+      const innerState = mapT((n: Tensor, o: Tensor) => np.where(apply, n, o), innerS as unknown, state.innerState);
       return [updates, { notFiniteCount, lastFinite: finite, totalNotFinite, innerState }];
     },
   };
@@ -452,11 +413,7 @@ export function scaleByLion(opts: { b1?: number; b2?: number } = {}): GradientTr
   return {
     init: (params) => ({ mu: treeZerosLike(params) }),
     update: (u, state) => {
-      const updates = mapT(
-        (g, m) => np.sign(np.add(np.multiply(g, 1 - b1), np.multiply(m, b1))),
-        u,
-        state.mu,
-      );
+      const updates = mapT((g, m) => np.sign(np.add(np.multiply(g, 1 - b1), np.multiply(m, b1))), u, state.mu);
       const mu = updateMoment(u, state.mu, b2, 1);
       return [updates, { mu }];
     },
@@ -489,3 +446,5 @@ export function scaleByTrustRatio(): GradientTransformation<null> {
     },
   };
 }
+
+

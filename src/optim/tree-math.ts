@@ -15,10 +15,7 @@ export function treeSub<T>(a: T, b: unknown): T {
 
 /** Leaf-wise `s * a` (a JS number keeps each leaf's dtype). @example treeScale(0.5, grads) */
 export function treeScale<T>(s: number | Tensor, a: T): T {
-  return tree.map(
-    (x: Tensor) => np.multiply(x, typeof s === "number" ? s : np.astype(s, x.dtype)),
-    a,
-  ) as unknown as T;
+  return tree.map((x: Tensor) => np.multiply(x, typeof s === "number" ? s : np.astype(s, x.dtype)), a) as unknown as T;
 }
 
 /** Zeros with each leaf's shape and dtype. @example treeZerosLike(params) */
@@ -40,8 +37,7 @@ export function treeNorm(a: unknown): Tensor {
 /** `order`-th moment EMA: `decay·m + (1-decay)·g^order`, leaf-wise. @example updateMoment(g, mu, 0.9, 1) */
 export function updateMoment<T>(updates: unknown, moments: T, decay: number, order: 1 | 2): T {
   return tree.map(
-    (g: Tensor, m: Tensor) =>
-      np.add(np.multiply(m, decay), np.multiply(order === 1 ? g : np.square(g), 1 - decay)),
+    (g: Tensor, m: Tensor) => np.add(np.multiply(m, decay), np.multiply(order === 1 ? g : np.square(g), 1 - decay)),
     updates,
     moments,
   ) as unknown as T;

@@ -13,12 +13,7 @@ import { clipByGlobalNorm } from "../transforms.js";
 import { samPerturbation } from "./gradient.js";
 
 /** What the user's loss returns: `[lossValue, aux]`, with the new model state in `aux.modelState`. */
-export type SamStepLoss = (
-  params: any,
-  modelState: any,
-  batch: any,
-  rng: any,
-) => [Tensor, { modelState: unknown; [k: string]: unknown }];
+export type SamStepLoss = (params: any, modelState: any, batch: any, rng: any) => [Tensor, { modelState: unknown; [k: string]: unknown }];
 
 /** Options of {@link samTrainStep}. */
 export interface SamTrainStepOptions {
@@ -74,23 +69,16 @@ function l2Penalty(params: unknown, wd: number, mask: SamTrainStepOptions["decay
  */
 export function samTrainStep(opts: SamTrainStepOptions) {
   const op = "samTrainStep";
-  if (opts === null || typeof opts !== "object")
-    throw new ConfigError("options { loss, optimizer, rho, weightDecay } are required", op);
+  if (opts === null || typeof opts !== "object") throw new ConfigError("options { loss, optimizer, rho, weightDecay } are required", op);
   const { loss, optimizer, rho, weightDecay, gradClipNorm = 5.0, decayMask } = opts;
   if (typeof loss !== "function") throw new ConfigError("loss must be a function", op);
-  if (!optimizer || typeof optimizer.update !== "function")
-    throw new ConfigError("optimizer must be a GradientTransformation", op);
+  if (!optimizer || typeof optimizer.update !== "function") throw new ConfigError("optimizer must be a GradientTransformation", op);
   checkNumber(op, "rho", rho, { min: 0 });
   checkNumber(op, "weightDecay", weightDecay, { min: 0 });
   checkNumber(op, "gradClipNorm", gradClipNorm, { min: 0 });
   const clip = gradClipNorm > 0 ? clipByGlobalNorm(gradClipNorm) : null;
 
-  const objective = (
-    params: unknown,
-    modelState: unknown,
-    batch: unknown,
-    rng: unknown,
-  ): [Tensor, { dataLoss: Tensor; aux: any }] => {
+  const objective = (params: unknown, modelState: unknown, batch: unknown, rng: unknown): [Tensor, { dataLoss: Tensor; aux: any }] => {
     const [l, aux] = loss(params, modelState, batch, rng);
     const pen = l2Penalty(params, weightDecay, decayMask);
     return [pen === null ? l : np.add(l, np.astype(pen, l.dtype)), { dataLoss: l, aux }];
@@ -101,17 +89,8 @@ export function samTrainStep(opts: SamTrainStepOptions) {
     return { loss: j, dataLoss: extra.dataLoss, aux: rest };
   };
 
-  return <P, S, M>(
-    params: P,
-    optState: S,
-    modelState: M,
-    batch: unknown,
-    rng: unknown,
-  ): SamStepResult<P, S, M> => {
-    const [[j0, extra0], g0] = vg(params, modelState, batch, rng) as [
-      [Tensor, { dataLoss: Tensor; aux: any }],
-      unknown,
-    ];
+  return <P, S, M>(params: P, optState: S, modelState: M, batch: unknown, rng: unknown): SamStepResult<P, S, M> => {
+    const [[j0, extra0], g0] = vg(params, modelState, batch, rng) as [[Tensor, { dataLoss: Tensor; aux: any }], unknown];
     const newModelState = extra0.aux?.modelState as M;
     let g = g0;
     let metrics = metricsOf(j0, extra0);
@@ -120,20 +99,12 @@ export function samTrainStep(opts: SamTrainStepOptions) {
       const eps = samPerturbation(g0, params, { rho, mode: "mirror" });
       const shifted = tree.map((w: Tensor, e: Tensor) => np.add(w, np.astype(e, w.dtype)), params, eps);
       // Same incoming model state and same rng as the clean pass; its new state is discarded.
-      const [[j1, extra1], g1] = vg(shifted, modelState, batch, rng) as [
-        [Tensor, { dataLoss: Tensor; aux: any }],
-        unknown,
-      ];
+      const [[j1, extra1], g1] = vg(shifted, modelState, batch, rng) as [[Tensor, { dataLoss: Tensor; aux: any }], unknown];
       g = g1;
       metrics = metricsOf(j1, extra1);
     }
     if (clip) g = clip.update(g, null)[0];
     const [updates, newOptState] = optimizer.update(g, optState, params);
-    return {
-      params: applyUpdates(params, updates),
-      optState: newOptState as S,
-      modelState: newModelState,
-      metrics,
-    };
+    return { params: applyUpdates(params, updates), optState: newOptState as S, modelState: newModelState, metrics };
   };
 }

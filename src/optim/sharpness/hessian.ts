@@ -182,12 +182,7 @@ export interface TopEigenvaluesResult {
  * const { eigenvalues, ratio } = topEigenvalues(loss, params, 5, { key: random.key(1), batch: [x, y] });
  * ```
  */
-export function topEigenvalues<P>(
-  loss: LossFn<P>,
-  params: P,
-  k: number,
-  opts: TopEigenvaluesOptions = {},
-): TopEigenvaluesResult {
+export function topEigenvalues<P>(loss: LossFn<P>, params: P, k: number, opts: TopEigenvaluesOptions = {}): TopEigenvaluesResult {
   const op = "topEigenvalues";
   const space = flatSpace(params, op);
   const n = space.size;
@@ -286,8 +281,7 @@ export interface TraceResult {
 export function trace<P>(loss: LossFn<P>, params: P, opts: TraceOptions = {}): TraceResult {
   const op = "trace";
   const samples = opts.samples ?? 100;
-  if (!Number.isInteger(samples) || samples < 1)
-    throw new ConfigError(`samples must be an integer ≥ 1, got ${samples}`, op);
+  if (!Number.isInteger(samples) || samples < 1) throw new ConfigError(`samples must be an integer ≥ 1, got ${samples}`, op);
   const space = flatSpace(params, op);
   const n = space.size;
   const batch = opts.batch ?? [];

@@ -133,11 +133,11 @@ export function samWeightDecayStep(
         );
       let [updates, optState] = opt.update(g, state.opt, params);
       if (convention === "decoupled") {
-        const lr =
-          typeof learningRate === "number" ? np.array(learningRate, "float32") : learningRate!(state.count);
+        // A number keeps the leaf's dtype; schedules return float32 scalars (as optax's do).
+        const lr = typeof learningRate === "number" ? learningRate : learningRate!(state.count);
         updates = tree.map(
           (u: Tensor, d: Tensor) =>
-            np.subtract(u, np.multiply(np.astype(lr, u.dtype), np.astype(d, u.dtype))),
+            np.subtract(u, np.multiply(typeof lr === "number" ? lr : np.astype(lr, u.dtype), np.astype(d, u.dtype))),
           updates,
           decayTerm(params, rate, mask),
         );

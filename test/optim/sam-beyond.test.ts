@@ -254,17 +254,15 @@ describe("T10 m-sharpness reductions", () => {
   it("quadratic with per-lane b_j: G = Aw + mean b_j + ρ mean_j A ĝ_j", () => {
     fc.assert(
       fc.property(
-        fc
-          .integer({ min: 1, max: 3 })
-          .chain((d) =>
-            fc.record({
-              d: fc.constant(d),
-              m: vec(d * d),
-              w: vec(d),
-              bs: fc.array(vec(d), { minLength: 4, maxLength: 4 }),
-              rho: rhoArb,
-            }),
-          ),
+        fc.integer({ min: 1, max: 3 }).chain((d) =>
+          fc.record({
+            d: fc.constant(d),
+            m: vec(d * d),
+            w: vec(d),
+            bs: fc.array(vec(d), { minLength: 4, maxLength: 4 }),
+            rho: rhoArb,
+          }),
+        ),
         ({ d, m, w, bs, rho }) => {
           const A = sym(d, m);
           const gs = bs.map((b) => add(matvec(A, w), b));

@@ -76,7 +76,11 @@ describe("contrib.sam, transparent mode (T18)", () => {
         }
         // The odd calls sit at the perturbed point w + ρ g/‖g‖.
         const g = vals(grad(loss)(params(w)));
-        close(vals(trail[0]), vals(params(w)).map((x, i) => x + (rho * g[i]!) / norm(g)), 8 * 2 ** -52 * (norm(w) + 1));
+        close(
+          vals(trail[0]),
+          vals(params(w)).map((x, i) => x + (rho * g[i]!) / norm(g)),
+          8 * 2 ** -52 * (norm(w) + 1),
+        );
       }),
       { numRuns: 15 },
     );
@@ -85,7 +89,11 @@ describe("contrib.sam, transparent mode (T18)", () => {
   it("syncPeriod = 1 is the outer optimizer bit for bit (optax's transparent code gives w_{t+1} = w_{t−1} + u_t)", () => {
     const w = [0.3, -0.8, 1.1];
     const outer = () => sgd(0.05, { momentum: 0.9 });
-    const { trail } = runTransparent(contribSam(outer(), chain(normalize(), sgd(0.1)), { syncPeriod: 1 }), params(w), 4);
+    const { trail } = runTransparent(
+      contribSam(outer(), chain(normalize(), sgd(0.1)), { syncPeriod: 1 }),
+      params(w),
+      4,
+    );
     let q: unknown = params(w);
     let s = outer().init(q);
     const us: unknown[] = [];
@@ -126,7 +134,11 @@ describe("contrib.sam, transparent mode (T18)", () => {
     expect(adamCount.item()).toBe(2);
     expect(r.s.stepsSinceSync.item()).toBe(0);
     expect(vals(r.s.advState).every((x) => x === 0)).toBe(true);
-    const k = runTransparent(contribSam(adam(0.01), advMom(), { syncPeriod: 2, resetState: false }), params(w), 4);
+    const k = runTransparent(
+      contribSam(adam(0.01), advMom(), { syncPeriod: 2, resetState: false }),
+      params(w),
+      4,
+    );
     // Kept: the momentum of the last ascent step survives the sync.
     expect(vals(k.s.advState).some((x) => x !== 0)).toBe(true);
   });
@@ -168,7 +180,11 @@ describe("contrib.sam, opaque mode", () => {
         const one = mk(true, 1);
         const base = sgd(0.1, { momentum: 0.9 });
         const q = params(w);
-        const [u1] = one.update(grad(loss)(q), one.init(q), q, { gradFn: () => { throw new Error("not called"); } });
+        const [u1] = one.update(grad(loss)(q), one.init(q), q, {
+          gradFn: () => {
+            throw new Error("not called");
+          },
+        });
         sameBits(vals(u1), vals(base.update(grad(loss)(q), base.init(q), q)[0]));
       }),
       { numRuns: 10 },

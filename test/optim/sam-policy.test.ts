@@ -26,9 +26,20 @@ const sameBits = (a: unknown, b: unknown) => {
 const val = fc.double({ min: -2, max: 2, noNaN: true, noDefaultInfinity: true });
 const vec = (n: number) => fc.array(val, { minLength: n, maxLength: n });
 
-interface P { w: Tensor; b: Tensor }
-interface S { mean: Tensor; count: Tensor }
-const X = f64([[1, 2, -1], [0.5, -0.5, 3], [2, 1, 1], [-1, 0.25, 0.5]]);
+interface P {
+  w: Tensor;
+  b: Tensor;
+}
+interface S {
+  mean: Tensor;
+  count: Tensor;
+}
+const X = f64([
+  [1, 2, -1],
+  [0.5, -0.5, 3],
+  [2, 1, 1],
+  [-1, 0.25, 0.5],
+]);
 const Y = f64([1, -2, 0.5, 3]);
 
 /** Dropout (keep 0.5, scaled) from `key`, then least squares; state: EMA of the pre-activation mean. */
@@ -37,7 +48,10 @@ const model = (p: P, s: S, batch: { x: Tensor; y: Tensor }, key: Tensor): [Tenso
   const xs = np.multiply(batch.x, np.multiply(keep, 2));
   const z = np.add(np.matmul(xs, p.w), p.b);
   const l = np.mean(np.square(np.subtract(z, batch.y)));
-  const modelState = { mean: np.add(np.multiply(s.mean, 0.9), np.multiply(np.mean(z), 0.1)), count: np.add(s.count, 1) };
+  const modelState = {
+    mean: np.add(np.multiply(s.mean, 0.9), np.multiply(np.mean(z), 0.1)),
+    count: np.add(s.count, 1),
+  };
   return [l, { modelState }];
 };
 const state0: S = { mean: f64([0.25]), count: np.array(0, "int32") };
@@ -49,7 +63,14 @@ describe("T20 model state and RNG policy (mirror mode)", () => {
         const p: P = { w: f64(w), b: f64([0.1]) };
         const key = random.key(seed);
         const o = sgd(0.1, { momentum: 0.9, flaxNesterov: true });
-        const at = (rho: number) => samTrainStep({ loss: model, optimizer: o, rho, weightDecay: 1e-3 })(p, o.init(p), state0, { x: X, y: Y }, key);
+        const at = (rho: number) =>
+          samTrainStep({ loss: model, optimizer: o, rho, weightDecay: 1e-3 })(
+            p,
+            o.init(p),
+            state0,
+            { x: X, y: Y },
+            key,
+          );
         const a = at(0.05);
         const b = at(0);
         sameBits(a.modelState.mean, b.modelState.mean);
@@ -92,7 +113,13 @@ describe("T21 clip and norm ordering", () => {
         const step = samTrainStep({ loss: plain, optimizer: o, rho: 0.05, weightDecay: 0, gradClipNorm: c });
         const out = step(p, o.init(p), state0, { x: X, y: Y }, f64([0]));
         const applied = tree.map((a: Tensor, b: Tensor) => np.subtract(b, a), out.params, p);
-        const raw = samTrainStep({ loss: plain, optimizer: o, rho: 0.05, weightDecay: 0, gradClipNorm: 0 })(p, o.init(p), state0, { x: X, y: Y }, f64([0]));
+        const raw = samTrainStep({ loss: plain, optimizer: o, rho: 0.05, weightDecay: 0, gradClipNorm: 0 })(
+          p,
+          o.init(p),
+          state0,
+          { x: X, y: Y },
+          f64([0]),
+        );
         const G = tree.map((a: Tensor, b: Tensor) => np.subtract(b, a), raw.params, p);
         const n = treeNorm(G).item();
         // The applied update is (p − lr·G) − p: within a few ulps of |p| + |G| of G itself.

@@ -34,7 +34,9 @@ const arb = fc.integer({ min: 1, max: 4 }).chain((d) =>
   }),
 );
 const sym = (d: number, m: number[]) =>
-  Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (m[i * d + j]! + m[j * d + i]!) / 2));
+  Array.from({ length: d }, (_, i) =>
+    Array.from({ length: d }, (_, j) => (m[i * d + j]! + m[j * d + i]!) / 2),
+  );
 const quad = (A: number[][], b: number[]) => (w: Tensor) =>
   np.add(np.multiply(0.5, np.sum(np.multiply(w, np.matmul(f64(A), w)))), np.sum(np.multiply(f64(b), w)));
 const close = (got: number[], want: number[], tol: number) => {
@@ -54,7 +56,12 @@ describe("T19 weight-decay conventions on a quadratic (one SGD step)", () => {
         const mag = (norm(m) + 1) * (norm(w) + rho + 1) + norm(b);
         const tol = 256 * d * EPS64 * mag;
         const run = (convention: "l2InLoss" | "outsideMax" | "coupled" | "decoupled") => {
-          const s = samWeightDecayStep(quad(A, b), { rho }, { rate: lam, convention, learningRate: convention === "decoupled" ? LR : undefined }, sgd(LR));
+          const s = samWeightDecayStep(
+            quad(A, b),
+            { rho },
+            { rate: lam, convention, learningRate: convention === "decoupled" ? LR : undefined },
+            sgd(LR),
+          );
           return vals(s.step(s.init(f64(w)), f64(w))[0]);
         };
         // A: ε = ρ(g + λw)/‖g + λw‖, G = (A + λI)(w + ε) + b.
@@ -78,9 +85,13 @@ describe("T19 weight-decay conventions on a quadratic (one SGD step)", () => {
   });
 
   it("coupled is outsideMax bit for bit over several momentum steps (B = C for a coupled base optimizer)", () => {
-    const A = [[2, 0.5], [0.5, 1]];
+    const A = [
+      [2, 0.5],
+      [0.5, 1],
+    ];
     const b = [0.3, -1];
-    const mk = (convention: "outsideMax" | "coupled") => samWeightDecayStep(quad(A, b), { rho: 0.05 }, { rate: 5e-3, convention }, sgd(0.1, { momentum: 0.9 }));
+    const mk = (convention: "outsideMax" | "coupled") =>
+      samWeightDecayStep(quad(A, b), { rho: 0.05 }, { rate: 5e-3, convention }, sgd(0.1, { momentum: 0.9 }));
     const [sb, sc] = [mk("outsideMax"), mk("coupled")];
     let [pb, pc]: unknown[] = [f64([1, -2]), f64([1, -2])];
     let [stb, stc] = [sb.init(pb), sc.init(pc)];
@@ -94,9 +105,15 @@ describe("T19 weight-decay conventions on a quadratic (one SGD step)", () => {
   it("mask limits the decay; decoupled follows a learning-rate schedule by the step count", () => {
     const loss = (p: { k: Tensor; bias: Tensor }) => np.add(np.sum(np.square(p.k)), np.sum(p.bias));
     const p0 = { k: f64([1, 2]), bias: f64([3]) };
-    const noBias = (path: tree.KeyPath) => tree.keyPathToString(path) !== ".bias" && !tree.keyPathToString(path).endsWith("bias");
+    const noBias = (path: tree.KeyPath) =>
+      tree.keyPathToString(path) !== ".bias" && !tree.keyPathToString(path).endsWith("bias");
     const sched = linearSchedule(0.1, 0.0, 2);
-    const s = samWeightDecayStep(loss, { rho: 0 }, { rate: 0.5, convention: "decoupled", mask: noBias, learningRate: sched }, sgd(0));
+    const s = samWeightDecayStep(
+      loss,
+      { rho: 0 },
+      { rate: 0.5, convention: "decoupled", mask: noBias, learningRate: sched },
+      sgd(0),
+    );
     let st = s.init(p0);
     let p: unknown = p0;
     [p, st] = s.step(st, p);
@@ -112,11 +129,28 @@ describe("T19 weight-decay conventions on a quadratic (one SGD step)", () => {
 
   it("raises ConfigError naming the parameter", () => {
     const loss = (w: Tensor) => np.sum(w);
-    expect(() => samWeightDecayStep(loss, { rho: 0.1 }, { rate: 1e-3, convention: "nope" as never }, sgd(0.1))).toThrow(/convention/);
-    expect(() => samWeightDecayStep(loss, { rho: 0.1 }, { rate: -1, convention: "coupled" }, sgd(0.1))).toThrow(/rate/);
-    expect(() => samWeightDecayStep(loss, { rho: 0.1 }, { rate: 1e-3, convention: "decoupled" }, sgd(0.1))).toThrow(/learningRate/);
-    expect(() => samWeightDecayStep(loss, { rho: 0.1 }, { rate: 1e-3, convention: "coupled", learningRate: 0.1 }, sgd(0.1))).toThrow(/learningRate/);
-    expect(() => samWeightDecayStep(loss, { rho: 0.1, hasAux: true }, { rate: 1e-3, convention: "coupled" }, sgd(0.1))).toThrow(ConfigError);
-    expect(() => samWeightDecayStep(loss, { rho: -1 }, { rate: 1e-3, convention: "coupled" }, sgd(0.1))).toThrow(/rho/);
+    expect(() =>
+      samWeightDecayStep(loss, { rho: 0.1 }, { rate: 1e-3, convention: "nope" as never }, sgd(0.1)),
+    ).toThrow(/convention/);
+    expect(() =>
+      samWeightDecayStep(loss, { rho: 0.1 }, { rate: -1, convention: "coupled" }, sgd(0.1)),
+    ).toThrow(/rate/);
+    expect(() =>
+      samWeightDecayStep(loss, { rho: 0.1 }, { rate: 1e-3, convention: "decoupled" }, sgd(0.1)),
+    ).toThrow(/learningRate/);
+    expect(() =>
+      samWeightDecayStep(
+        loss,
+        { rho: 0.1 },
+        { rate: 1e-3, convention: "coupled", learningRate: 0.1 },
+        sgd(0.1),
+      ),
+    ).toThrow(/learningRate/);
+    expect(() =>
+      samWeightDecayStep(loss, { rho: 0.1, hasAux: true }, { rate: 1e-3, convention: "coupled" }, sgd(0.1)),
+    ).toThrow(ConfigError);
+    expect(() =>
+      samWeightDecayStep(loss, { rho: -1 }, { rate: 1e-3, convention: "coupled" }, sgd(0.1)),
+    ).toThrow(/rho/);
   });
 });

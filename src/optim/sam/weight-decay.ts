@@ -137,7 +137,10 @@ export function samWeightDecayStep(
         const lr = typeof learningRate === "number" ? learningRate : learningRate!(state.count);
         updates = tree.map(
           (u: Tensor, d: Tensor) =>
-            np.subtract(u, np.multiply(typeof lr === "number" ? lr : np.astype(lr, u.dtype), np.astype(d, u.dtype))),
+            np.subtract(
+              u,
+              np.multiply(typeof lr === "number" ? lr : np.astype(lr, u.dtype), np.astype(d, u.dtype)),
+            ),
           updates,
           decayTerm(params, rate, mask),
         );

@@ -27,6 +27,7 @@ export {
   type SamOptions,
   type SamTrainStepOptions,
   type SamWeightDecayOptions,
+  type SamWeightDecayState,
   type WeightDecayConvention,
   dualVector,
   filterNorms,

@@ -91,7 +91,7 @@ const loops: Record<string, () => Loop<any>> = {
       init: (p: P) => ({ ls: ls.init(p), opt: opt.init(p) }),
       step: (p: P, s: { ls: optim.LookSamState; opt: unknown }) => {
         const [g, nls] = ls.step(s.ls, p);
-        const [u, no] = opt.update(g, s.opt, p);
+        const [u, no] = opt.update(g, s.opt as unknown[], p);
         return [optim.applyUpdates(p, u), { ls: nls, opt: no }] as [P, unknown];
       },
     };

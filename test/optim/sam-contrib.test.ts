@@ -195,7 +195,12 @@ describe("contrib.sam, opaque mode", () => {
     const op = contribSam(sgd(0.1), chain(normalize(), sgd(0.1)), { opaqueMode: true, syncPeriod: 4 });
     const p = params([0.3, -0.8, 1.1]);
     const seen: number[] = [];
-    op.update(grad(loss)(p), op.init(p), p, { gradFn: (q, i) => (seen.push(i), grad(loss)(q)) });
+    op.update(grad(loss)(p), op.init(p), p, {
+      gradFn: (q, i) => {
+        seen.push(i);
+        return grad(loss)(q);
+      },
+    });
     expect(seen).toEqual([0, 1, 2]);
     expect(() => op.update(grad(loss)(p), op.init(p), p)).toThrow(/gradFn/);
   });

@@ -6,6 +6,7 @@
 import { ConfigError } from "../../core/errors.js";
 import * as np from "../../core/numpy/index.js";
 import type { Tensor } from "../../core/tensor.js";
+import * as tree from "../../core/tree.js";
 import { type SamOptions, samWithDiagnostics } from "../sam/gradient.js";
 
 /** Options of {@link mSharpness}. */
@@ -53,6 +54,12 @@ export function mSharpness(
   const { rho, m } = opts;
   if (typeof rho !== "number" || !Number.isFinite(rho) || rho <= 0)
     throw new ConfigError(`rho must be a finite number > 0, got ${String(rho)}`, op);
+  if (!Number.isInteger(m) || m < 1)
+    throw new ConfigError(`m must be a positive integer, got ${String(m)}`, op);
+  const first = tree.leaves<Tensor>(data)[0];
+  const size = first?.shape[0];
+  if (size === undefined) throw new ConfigError("data needs a leaf with a leading batch axis", op);
+  if (size % m !== 0) throw new ConfigError(`the data size ${size} is not divisible by m = ${m}`, op);
   const d = samWithDiagnostics(loss, {
     rho,
     m,

@@ -213,3 +213,25 @@ describe("SAM checkers", () => {
     ).toThrow(/step 1/);
   });
 });
+
+describe("the README's optimizer-testing example", () => {
+  it("runs as written", () => {
+    fc.assert(
+      fc.property(arbQuadraticProblem(), (q) =>
+        checkSamQuadratic((l, rho) => sam(l, { rho, mode: "mirror" }), q, 0.05, { dtype: "float32" }),
+      ),
+      { numRuns: 20 },
+    );
+    const sgdOracle = {
+      init: () => null,
+      step: (w: number[], g: number[]): [number[], null] => [w.map((x, i) => x - 0.1 * g[i]!), null],
+    };
+    fc.assert(
+      fc.property(arbQuadraticProblem({ definiteness: "spd" }), (q) =>
+        checkOptimizerAgainstOracle(sgd(0.1), sgdOracle, q, 5),
+      ),
+      { numRuns: 20 },
+    );
+    expect(treeAllclose({ w: np.array([1, 2]) }, { w: np.array([1, 2]) }, { ulps: 8 })).toBeNull();
+  });
+});

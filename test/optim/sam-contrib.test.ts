@@ -14,7 +14,8 @@ import { adam, sgd } from "../../src/optim/alias.js";
 import { applyUpdates, chain } from "../../src/optim/base.js";
 import { normalize, sam as contribSam } from "../../src/optim/contrib/sam.js";
 import { sam } from "../../src/optim/sam/gradient.js";
-import { grad } from "../../src/transforms/index.js";
+import { evalJaxpr } from "../../src/core/jaxpr.js";
+import { grad, makeJaxpr } from "../../src/transforms/index.js";
 
 const f64 = (xs: number[] | number[][]) => np.array(xs, "float64");
 const vals = (t: unknown) => tree.leaves<Tensor>(t).flatMap((x) => Array.from(x.data() as Float64Array));
@@ -215,5 +216,28 @@ describe("contrib.sam and normalize: validation", () => {
     expect(() => t.update(f64([1]), t.init(f64([1])))).toThrow(/params/);
     expect(() => normalize({ eps: -1 })).toThrow(/eps/);
     expect(vals(normalize({ eps: 1e-12 }).update(f64([0, 0]), null)[0])).toEqual([0, 0]);
+  });
+});
+
+describe("staging: contrib.sam's update is a pure function of tensors", () => {
+  it("makeJaxpr of both phases evaluates to the eager update (the selection is a staged cond)", () => {
+    const opt = contribSam(sgd(0.1, { momentum: 0.9 }), chain(normalize(), sgd(0.05)));
+    const p = params([0.3, -0.8, 1.1]);
+    let s = opt.init(p);
+    for (let phase = 0; phase < 2; phase++) {
+      const g = grad(loss)(p);
+      const eager = opt.update(g, s, p);
+      const closed = makeJaxpr((gg: unknown, ss: unknown, pp: unknown) => opt.update(gg, ss as typeof s, pp))(
+        g,
+        s,
+        p,
+      );
+      const outs = evalJaxpr(closed.jaxpr, closed.consts, tree.leaves<Tensor>([g, s, p]));
+      const staged = tree.unflatten(closed.outTree, outs);
+      expect(tree.structure(staged).toString()).toBe(tree.structure(eager).toString());
+      sameBits(vals(staged), vals(eager));
+      expect(closed.jaxpr.toString()).toMatch(/cond|switch/);
+      s = eager[1];
+    }
   });
 });

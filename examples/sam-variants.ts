@@ -6,6 +6,7 @@
  * eigenvalue of the training loss at the final weights.
  *
  *   npx tsx examples/sam-variants.ts            (STEPS=100 for a quick run)
+ *   PER_CLASS=60 HIDDEN=64 NOISE=0.3 STEPS=1500 npx tsx examples/sam-variants.ts   (a regime where SGD memorises the noise)
  */
 import { type Tensor, grad, nn, numpy as np, optim, random, tree } from "../src/index.js";
 
@@ -14,6 +15,10 @@ type Data = { x: Tensor; y: Tensor };
 
 const CLASSES = 3;
 const STEPS = Number(process.env.STEPS ?? 400);
+/** Training points per class, hidden width and the fraction of flipped training labels. */
+const PER_CLASS = Number(process.env.PER_CLASS ?? 200);
+const HIDDEN = Number(process.env.HIDDEN ?? 32);
+const NOISE = Number(process.env.NOISE ?? 0.2);
 const BATCH = 64;
 const LR = optim.cosineDecaySchedule(0.05, STEPS);
 
@@ -46,7 +51,7 @@ function init(key: Tensor): Params {
     w: random.normal(random.foldIn(key, i), [m, n]).mul(Math.sqrt(2 / m)),
     b: np.zeros([n]),
   });
-  return { l1: dense(1, 2, 32), l2: dense(2, 32, 32), l3: dense(3, 32, CLASSES) };
+  return { l1: dense(1, 2, HIDDEN), l2: dense(2, HIDDEN, HIDDEN), l3: dense(3, HIDDEN, CLASSES) };
 }
 
 function predict(p: Params, x: Tensor): Tensor {
@@ -177,13 +182,13 @@ function variants(): Variant[] {
   return out;
 }
 
-const train0 = spirals(random.key(42), 200);
-const trainSet: Data = { x: train0.x, y: corrupt(random.key(7), train0.y, 0.2) };
+const train0 = spirals(random.key(42), PER_CLASS);
+const trainSet: Data = { x: train0.x, y: corrupt(random.key(7), train0.y, NOISE) };
 const testSet = spirals(random.key(43), 200);
 const n = trainSet.x.shape[0]!;
 
 console.log(
-  `tsjax SAM variants: 3-class spirals (600 train, 20% labels flipped; 600 clean test), MLP 2-32-32-3,`,
+  `tsjax SAM variants: 3-class spirals (${n} train, ${100 * NOISE}% labels flipped; 600 clean test), MLP 2-${HIDDEN}-${HIDDEN}-3,`,
 );
 console.log(
   `${STEPS} steps of batch 64, momentum SGD 0.9 with cosine lr from 0.05; same init and batches for every variant\n`,

@@ -10,11 +10,13 @@ import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
 import * as np from "../../src/core/numpy/index.js";
 import type { Tensor } from "../../src/core/tensor.js";
+import * as tree from "../../src/core/tree.js";
 import { sgd } from "../../src/optim/alias.js";
 import { applyUpdates } from "../../src/optim/base.js";
 import { dualVector } from "../../src/optim/sam/dual-vector.js";
 import { sam, samPerturbation, samWithDiagnostics } from "../../src/optim/sam/gradient.js";
 import { filterNorms } from "../../src/optim/sam/operators.js";
+import { samOn } from "../../src/optim/sam/variants.js";
 import { linearSchedule } from "../../src/optim/schedules.js";
 import { hessianVectorProduct } from "../../src/optim/sharpness/hessian.js";
 import { grad } from "../../src/transforms/index.js";
@@ -665,5 +667,29 @@ describe("rho as a schedule", () => {
     expect(() => sam(smooth, { rho: sched, mode: "mirror" })).toThrow(/schedule/);
     expect(() => sam(smooth, { rho: () => np.array(Number.NaN) })).toThrow(ConfigError);
     expect(() => samPerturbation(f64([1]), f64([1]), { rho: sched })).toThrow(/step/);
+  });
+});
+
+describe("perturbOnly (SAM-ON as an option)", () => {
+  const loss = (p: { norm: { scale: Tensor }; dense: { w: Tensor } }) =>
+    np.sum(np.exp(np.multiply(np.concatenate([p.norm.scale, p.dense.w]), f64([0.5, -0.25, 0.75, 0.3]))));
+  const isNorm = (path: readonly unknown[]) => String((path[0] as { key?: string })?.key) === "norm";
+  it("equals samOn; ASAM-ON keeps ‖T⁻¹ε‖ = ρ over the chosen leaves and ε = 0 elsewhere", () => {
+    fc.assert(
+      fc.property(vec(2), vec(2), rhoArb, (a, b, rho) => {
+        const p = { norm: { scale: f64(a) }, dense: { w: f64(b) } };
+        const tv = (t: unknown) => tree.leaves<Tensor>(t).flatMap(vals);
+        const want = tv(samOn(loss, { rho, perturbOnly: (s) => s.startsWith("norm") })(p));
+        expect(tv(sam(loss, { rho, perturbOnly: isNorm })(p))).toEqual(want);
+        const g = grad(loss)(p);
+        const e = samPerturbation(g, p, { rho, perturbOnly: isNorm, adaptive: { eta: 0.01 } }) as typeof p;
+        expect(vals(e.dense.w)).toEqual([0, 0]);
+        const tInv = vals(e.norm.scale).map((v, i) => v / (Math.abs(a[i]!) + 0.01));
+        expect(Math.abs(norm(tInv) - rho)).toBeLessThanOrEqual(1e-9 * rho);
+      }),
+      { numRuns: 30 },
+    );
+    expect(() => sam(loss, { rho: 0.1, perturbOnly: isNorm, mode: "mirror" })).toThrow(/perturbOnly/);
+    expect(() => sam(loss, { rho: 0.1, perturbOnly: isNorm, secondOrder: true })).toThrow(/secondOrder/);
   });
 });

@@ -57,6 +57,12 @@ export interface SamOptions {
    * `"filterwise"` (eta 0.01), or options. davda54's `adaptive=True` is `{ eta: 0 }`.
    */
   adaptive?: false | AdaptiveOperator | AdaptiveOptions;
+  /**
+   * SAM-ON (Müller et al., 2023; beyond mode): only leaves whose key path satisfies the predicate
+   * are perturbed, with the norm over those leaves only (`ε_N = ρ g_N/‖g_N‖`, the rest 0). Combines
+   * with `adaptive` (ASAM-ON), `p` and `ascentSteps`.
+   */
+  perturbOnly?: (path: tree.KeyPath, leaf: Tensor) => boolean;
   /** Fisher-SAM (beyond mode, p = 2): `ε = ρ F⁻¹g/√(gᵀF⁻¹g)` with `F = diag(1 + eta·g²)` (eta default 1). */
   fisher?: { eta?: number };
   /**
@@ -112,6 +118,7 @@ interface Resolved {
   p: number;
   adaptive: { operator: AdaptiveOperator; eta: number; exempt: LeafPredicate; filterAxis: number } | null;
   fisherEta: number | null;
+  perturbOnly: ((path: tree.KeyPath, leaf: Tensor) => boolean) | null;
   ascentSteps: number;
   ascentStepSize: number | null;
   secondOrder: boolean;
@@ -178,6 +185,9 @@ function resolve(opts: SamOptions, op: string): Resolved {
     if (adaptive) throw new ConfigError("fisher and adaptive cannot be combined", op);
     if (p !== 2) throw new ConfigError(`fisher needs p = 2, got ${p}`, op);
   }
+  const perturbOnly = opts.perturbOnly ?? null;
+  if (perturbOnly !== null && typeof perturbOnly !== "function")
+    throw new ConfigError("perturbOnly must be a function (path, leaf) => boolean", op);
   const ascentSteps = opts.ascentSteps ?? 1;
   if (!Number.isInteger(ascentSteps) || ascentSteps < 1)
     throw new ConfigError(`ascentSteps must be an integer >= 1, got ${String(ascentSteps)}`, op);
@@ -193,9 +203,9 @@ function resolve(opts: SamOptions, op: string): Resolved {
   if (ascent && fisherEta !== null)
     throw new ConfigError("ascentSteps/ascentStepSize are not defined for fisher", op);
   const secondOrder = opts.secondOrder ?? false;
-  if (secondOrder && (adaptive || fisherEta !== null || p !== 2 || ascent))
+  if (secondOrder && (adaptive || fisherEta !== null || p !== 2 || ascent || perturbOnly !== null))
     throw new ConfigError(
-      "secondOrder is implemented for plain p = 2 SAM with one ascent step (no adaptive, fisher, or ascentSteps)",
+      "secondOrder is implemented for plain p = 2 SAM with one ascent step (no adaptive, fisher, perturbOnly or ascentSteps)",
       op,
     );
   if (mirror) {
@@ -205,6 +215,7 @@ function resolve(opts: SamOptions, op: string): Resolved {
     if (p !== 2) throw new ConfigError(`p must be 2 in mirror mode, got ${p}`, op);
     if (adaptive) throw new ConfigError("adaptive is a beyond-mode option", op);
     if (fisherEta !== null) throw new ConfigError("fisher is a beyond-mode option", op);
+    if (perturbOnly !== null) throw new ConfigError("perturbOnly is a beyond-mode option", op);
     if (ascent) throw new ConfigError("ascentSteps and ascentStepSize are beyond-mode options", op);
     if (secondOrder) throw new ConfigError("secondOrder is a beyond-mode option", op);
     if (rhoSchedule)
@@ -230,6 +241,7 @@ function resolve(opts: SamOptions, op: string): Resolved {
     p,
     adaptive,
     fisherEta,
+    perturbOnly,
     ascentSteps,
     ascentStepSize,
     secondOrder,
@@ -247,8 +259,16 @@ const dualOf = (x: unknown, r: Resolved): unknown =>
 const operatorAt = (params: unknown, r: Resolved): unknown =>
   r.adaptive ? samOperator(params, r.adaptive) : null;
 
+/** Zeros on the leaves `perturbOnly` rejects (identity without it), so norms cover the chosen set only. */
+function chosen<T>(x: T, r: Resolved): T {
+  const keep = r.perturbOnly;
+  if (keep === null) return x;
+  return tree.mapWithPath((path, l: Tensor) => (keep(path, l) ? l : np.zerosLike(l)), x) as unknown as T;
+}
+
 /** The one-step ε for the clean gradient `g` at `params`. */
-function onePerturbation(g: unknown, params: unknown, r: Resolved, rho: number | Tensor): unknown {
+function onePerturbation(g0: unknown, params: unknown, r: Resolved, rho: number | Tensor): unknown {
+  const g = chosen(g0, r);
   if (r.fisherEta !== null) return scaleBy(fisherDirection(g, { eta: r.fisherEta, eps: r.eps }), rho);
   const t = operatorAt(params, r);
   if (t === null) return scaleBy(dualOf(g, r), rho);
@@ -271,9 +291,9 @@ function projectedAscent(
   const T = <X>(x: X): X => (t === null ? x : applyOperator(t, x));
   const alpha = r.ascentStepSize ?? rho;
   let u: unknown = tree.map((x: Tensor) => np.zerosLike(x), g);
-  let gt = g;
+  let gt = chosen(g, r);
   for (let s = 0; s < r.ascentSteps; s++) {
-    if (s > 0) gt = gradAt(shift(params, T(u)));
+    if (s > 0) gt = chosen(gradAt(shift(params, T(u))), r);
     u = projectToBall(
       tree.map(
         (ui: Tensor, d: Tensor) => np.add(ui, np.astype(d, ui.dtype)),

@@ -23,6 +23,8 @@ export type LeafPredicate = (path: tree.KeyPath, leaf: Tensor) => boolean;
  * along `filterAxis` (default the last axis: the output channel of flax's `[in, out]` dense and
  * `HWIO` conv kernels). Leaves with `ndim <= 1` have no filters: they get `|w|` element-wise, as in
  * Kwon et al.'s filter-wise operator (parameters outside filters are normalised element-wise).
+ *
+ * @example filterNorms(np.array([[3, 0], [4, 1]])) // [[5, 1], [5, 1]]
  */
 export function filterNorms(w: Tensor, filterAxis = -1): Tensor {
   if (w.ndim <= 1) return np.abs(w);
@@ -54,12 +56,12 @@ export function samOperator(
   }, params);
 }
 
-/** Leaf-wise `t ⊙ x`. */
+/** Leaf-wise `t ⊙ x`. @internal */
 export function applyOperator<T>(t: OperatorTree, x: T): T {
   return tree.map((xi: Tensor, ti: Tensor) => np.multiply(np.astype(ti, xi.dtype), xi), x, t) as unknown as T;
 }
 
-/** Multiplies every leaf by a JS number or a scalar tensor (cast to the leaf's dtype). */
+/** Multiplies every leaf by a JS number or a scalar tensor (cast to the leaf's dtype). @internal */
 export function scaleBy<T>(x: T, s: number | Tensor): T {
   return tree.map(
     (xi: Tensor) => np.multiply(xi, typeof s === "number" ? s : np.astype(s, xi.dtype)),

@@ -19,7 +19,7 @@ import { filterNorms } from "../../src/optim/sam/operators.js";
 import { samOn } from "../../src/optim/sam/variants.js";
 import { linearSchedule } from "../../src/optim/schedules.js";
 import { hessianVectorProduct } from "../../src/optim/sharpness/hessian.js";
-import { grad } from "../../src/transforms/index.js";
+import { grad, vmap } from "../../src/transforms/index.js";
 
 const f64 = (xs: number[] | number[][]) => np.array(xs, "float64");
 const vals = (t: unknown) => Array.from((t as Tensor).data() as Float64Array | Float32Array);
@@ -691,5 +691,25 @@ describe("perturbOnly (SAM-ON as an option)", () => {
     );
     expect(() => sam(loss, { rho: 0.1, perturbOnly: isNorm, mode: "mirror" })).toThrow(/perturbOnly/);
     expect(() => sam(loss, { rho: 0.1, perturbOnly: isNorm, secondOrder: true })).toThrow(/secondOrder/);
+  });
+});
+
+describe("composition with vmap", () => {
+  it("vmap(sam(loss)) over a batch of parameter vectors equals a loop (also with m lanes inside)", () => {
+    const x = f64([
+      [0.5, -1, 2],
+      [1.5, 0.25, -0.5],
+    ]);
+    fc.assert(
+      fc.property(fc.array(vec(3), { minLength: 3, maxLength: 3 }), rhoArb, (ws, rho) => {
+        for (const opts of [{ rho }, { rho, m: 1 }, { rho, adaptive: { eta: 0.01 } as const }]) {
+          const g = sam(smooth, opts);
+          const batched = vals(vmap((w: Tensor) => g(w, x), { inAxes: 0 })(f64(ws)));
+          const loop = ws.flatMap((w) => vals(g(f64(w), x)));
+          close(batched, loop, 16 * EPS64);
+        }
+      }),
+      { numRuns: 10 },
+    );
   });
 });

@@ -713,3 +713,40 @@ describe("composition with vmap", () => {
     );
   });
 });
+
+describe("float32 parameters stay float32 through every option", () => {
+  it("grads keep the parameters' dtype and are finite, and agree with the float64 run to float32 accuracy", () => {
+    const x32 = np.array(
+      [
+        [0.5, -1, 2],
+        [1.5, 0.25, -0.5],
+      ],
+      "float32",
+    );
+    const sched = linearSchedule(0.1, 0.05, 4);
+    const cases: [string, Parameters<typeof sam>[1], boolean][] = [
+      ["beyond", { rho: 0.1 }, false],
+      ["p = ∞", { rho: 0.1, p: Infinity }, false],
+      ["ASAM filterwise", { rho: 0.5, adaptive: "filterwise" }, false],
+      ["Fisher", { rho: 0.1, fisher: { eta: 1 } }, false],
+      ["projected ascent", { rho: 0.1, ascentSteps: 3 }, false],
+      ["second order", { rho: 0.1, secondOrder: true }, false],
+      ["m lanes, synced", { rho: 0.1, m: 1, syncPerturbations: true }, false],
+      ["rho schedule", { rho: sched }, true],
+    ];
+    const w = [0.3, -0.2, 0.9];
+    for (const [name, opts, scheduled] of cases) {
+      const g = sam(smooth, opts);
+      const step = np.array(2, "int32");
+      const g32 = (
+        scheduled ? g(step, np.array(w, "float32"), x32) : g(np.array(w, "float32"), x32)
+      ) as Tensor;
+      const g64 = (
+        scheduled ? g(step, f64(w), np.astype(x32, "float64")) : g(f64(w), np.astype(x32, "float64"))
+      ) as Tensor;
+      expect(g32.dtype, name).toBe("float32");
+      expect(vals(g32).every(Number.isFinite), name).toBe(true);
+      close(vals(g32), vals(g64), 64 * EPS32);
+    }
+  });
+});

@@ -15,17 +15,33 @@ export * from "./transforms.js";
 export * from "./alias.js";
 export * from "./schedules.js";
 export {
+  type AdaptiveOperator,
   type AdaptiveOptions,
   type DualVectorOptions,
+  type GsamOptions,
+  type LookSam,
+  type LookSamOptions,
+  type LookSamState,
+  type SamDecayStep,
   type SamDiagnostics,
   type SamOptions,
+  type SamTrainStepOptions,
+  type SamWeightDecayOptions,
+  type SamWeightDecayState,
+  type WeightDecayConvention,
   dualVector,
+  filterNorms,
+  fisherDirection,
   gsam,
+  gsamRhoSchedule,
   lookSam,
+  projectToBall,
   sam,
   samOn,
+  samOperator,
   samPerturbation,
   samTrainStep,
+  samWeightDecayStep,
   samWithDiagnostics,
   usam,
 } from "./sam/index.js";
@@ -47,3 +63,4 @@ export {
   gradientDescentAscent,
   optimisticGradient,
 } from "./extragradient.js";
+export * as contrib from "./contrib/index.js";

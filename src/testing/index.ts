@@ -7,3 +7,5 @@ export * from "./arbitraries.js";
 export * from "./checks.js";
 export * from "./programs.js";
 export * from "./arbitraries-tree.js";
+export * from "./optim-problems.js";
+export * from "./optim-checks.js";

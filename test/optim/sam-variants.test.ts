@@ -4,7 +4,8 @@ import { ConfigError } from "../../src/core/errors.js";
 import * as np from "../../src/core/numpy/index.js";
 import type { Tensor } from "../../src/core/tensor.js";
 import { sam } from "../../src/optim/sam/gradient.js";
-import { gsam, lookSam, samOn, usam } from "../../src/optim/sam/variants.js";
+import { gsam, gsamRhoSchedule, lookSam, samOn, usam } from "../../src/optim/sam/variants.js";
+import { constantSchedule, cosineDecaySchedule, linearSchedule } from "../../src/optim/schedules.js";
 import { grad } from "../../src/transforms/index.js";
 
 // Oracles on plain float64 number arrays; all tensors are float64.
@@ -126,6 +127,79 @@ describe("gsam", () => {
       }),
       { numRuns: 50 },
     );
+  });
+});
+
+describe("gsam's rho schedule (T17)", () => {
+  it("ρ_t = ρ_min + (ρ_max − ρ_min)(lr_t − lr_min)/(lr_max − lr_min); ρ_max when lr_max = lr_min; gsam(schedule)(step, …) uses it", () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0.01, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 0.5, noNaN: true }),
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        fc.integer({ min: 0, max: 30 }),
+        (lrMax, lrMinFrac, rhoMax, t) => {
+          const lrMin = lrMinFrac * lrMax;
+          const rhoMin = rhoMax / 4;
+          const lr = cosineDecaySchedule(lrMax, 20, lrMin / lrMax);
+          const sched = gsamRhoSchedule({ learningRate: lr, lrMax, lrMin, rhoMax, rhoMin });
+          const step = np.array(t, "int32");
+          const lrT = lr(step).item();
+          const want = rhoMin + ((rhoMax - rhoMin) * (lrT - lrMin)) / (lrMax - lrMin);
+          // float32 schedule arithmetic: a few float32 roundings of values of size rhoMax.
+          expect(Math.abs(sched(step).item() - want)).toBeLessThanOrEqual(
+            16 * 2 ** -23 * rhoMax * (1 + lrMax / (lrMax - lrMin)),
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
+    const flat = gsamRhoSchedule({
+      learningRate: constantSchedule(0.1),
+      lrMax: 0.1,
+      lrMin: 0.1,
+      rhoMax: 0.3,
+      rhoMin: 0.1,
+    });
+    expect(flat(np.array(7, "int32")).item()).toBeCloseTo(0.3, 7);
+    const H = [
+      [2, 0.5],
+      [0.5, 1],
+    ];
+    const sched = gsamRhoSchedule({
+      learningRate: linearSchedule(0.1, 0, 10),
+      lrMax: 0.1,
+      lrMin: 0,
+      rhoMax: 0.2,
+      rhoMin: 0.05,
+    });
+    const byStep = gsam(quad(H), { rho: sched, alpha: 0.4 });
+    for (const t of [0, 4, 10]) {
+      const step = np.array(t, "int32");
+      const rho = sched(step).item();
+      expect(vals(byStep(step, f64([1, -0.5])) as Tensor)).toEqual(
+        vals(gsam(quad(H), { rho, alpha: 0.4 })(f64([1, -0.5])) as Tensor),
+      );
+    }
+    expect(() =>
+      gsamRhoSchedule({
+        learningRate: constantSchedule(0.1),
+        lrMax: 0.1,
+        lrMin: 0.2,
+        rhoMax: 0.3,
+        rhoMin: 0.1,
+      }),
+    ).toThrow(/lrMin/);
+    expect(() =>
+      gsamRhoSchedule({
+        learningRate: constantSchedule(0.1),
+        lrMax: 0.1,
+        lrMin: 0,
+        rhoMax: 0.1,
+        rhoMin: 0.3,
+      }),
+    ).toThrow(/rhoMin/);
+    expect(() => gsam(quad(H), { rho: () => np.array(-1), alpha: 0.1 })).toThrow(ConfigError);
   });
 });
 

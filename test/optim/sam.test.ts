@@ -52,8 +52,8 @@ describe("dualVector", () => {
         fc.pre(nonzero(g));
         const q = p / (p - 1);
         const d = vals(dualVector(f64(g), { p, eps: 0 }));
-        const pn = Math.pow(d.reduce((a, x) => a + Math.abs(x) ** p, 0), 1 / p);
-        const qn = Math.pow(g.reduce((a, x) => a + Math.abs(x) ** q, 0), 1 / q);
+        const pn = d.reduce((a, x) => a + Math.abs(x) ** p, 0) ** (1 / p);
+        const qn = g.reduce((a, x) => a + Math.abs(x) ** q, 0) ** (1 / q);
         expect(Math.abs(pn - 1)).toBeLessThan(1e-12);
         expect(Math.abs(d.reduce((a, x, i) => a + x * g[i]!, 0) - qn)).toBeLessThan(1e-12 * (1 + qn));
         expect(vals(dualVector(f64(g), { p: Infinity })).map((x) => x + 0)).toEqual(g.map((x) => Math.sign(x) + 0));

@@ -75,7 +75,10 @@ export function dualVector<T>(g: T, opts: DualVectorOptions = {}): T {
   } else {
     num = tree.map((x: Tensor) => np.multiply(np.sign(x), np.power(np.abs(x), q - 1)), h);
     // ‖h‖_q^{q-1} = (Σ|h|^q)^{(q-1)/q}
-    denom = np.power(treeSum(leaves, (x) => np.power(np.abs(x), q)), (q - 1) / q);
+    denom = np.power(
+      treeSum(leaves, (x) => np.power(np.abs(x), q)),
+      (q - 1) / q,
+    );
   }
   if (eps !== undefined) {
     const d = np.add(denom, eps);

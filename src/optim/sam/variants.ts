@@ -9,6 +9,7 @@ import { stopGradient } from "../../core/primitives/elementwise.js";
 import type { Tensor } from "../../core/tensor.js";
 import * as tree from "../../core/tree.js";
 import { cond, grad } from "../../transforms/index.js";
+import { type Schedule, checkNumber, checkSchedule } from "../base.js";
 import { treeAdd, treeNorm, treeScale, treeSub, treeVdot } from "../tree-math.js";
 import { dualVector } from "./dual-vector.js";
 
@@ -38,8 +39,11 @@ function gradAt(g: (...a: any[]) => any, params: unknown, e: unknown, rest: unkn
 }
 
 /** The guarded SAM ε = ρ g/‖g‖ (as `sam`'s beyond mode, eps 1e-12), so variants reduce to `sam` exactly. */
-const samEps = (g: unknown, rho: number): unknown =>
-  tree.map((d: Tensor) => np.multiply(d, rho), dualVector(g, { eps: 1e-12 }));
+const samEps = (g: unknown, rho: number | Tensor): unknown =>
+  tree.map(
+    (d: Tensor) => np.multiply(d, typeof rho === "number" ? rho : np.astype(rho, d.dtype)),
+    dualVector(g, { eps: 1e-12 }),
+  );
 
 /** `a − (⟨a, b⟩/‖b‖²) b`: the part of `a` orthogonal to `b` (`a` itself when `b = 0`). */
 function orthogonalPart<T>(a: T, b: unknown): T {
@@ -106,26 +110,62 @@ export function samOn(loss: Loss, opts: SamOnOptions): (params: any, ...batch: a
 
 /** Options of {@link gsam}. */
 export interface GsamOptions {
-  /** Radius of the perturbation ball. */
-  rho: number;
+  /**
+   * Radius of the perturbation ball, or a schedule of the step (e.g. {@link gsamRhoSchedule}); with a
+   * schedule the gradient takes the int32 step first: `(step, params, ...batch)`.
+   */
+  rho: number | Schedule;
   /** Weight of the ascent along the surrogate gap (0 gives SAM). */
   alpha: number;
 }
 
 /**
  * GSAM (Zhuang et al., 2022), SAM.md §5: `S − α (g − ⟨g, Ŝ⟩Ŝ)` with `S = ∇L(w + ρĝ)`, so the
- * correction is orthogonal to `S`. The ρ schedule is left to the caller.
+ * correction is orthogonal to `S`. GSAM's ρ_t ∝ lr_t is {@link gsamRhoSchedule}, passed as `rho`.
  *
  * @example const g = gsam(loss, { rho: 0.05, alpha: 0.6 })(params, x, y);
  */
-export function gsam(loss: Loss, opts: GsamOptions): (params: any, ...batch: any[]) => any {
-  const rho = checkRho(opts?.rho, "gsam");
+export function gsam(loss: Loss, opts: GsamOptions): (...args: any[]) => any {
+  const scheduled = typeof opts?.rho === "function";
+  if (scheduled) checkSchedule("gsam", "rho", opts.rho as Schedule, true);
+  const rho = scheduled ? null : checkRho(opts?.rho, "gsam");
   const alpha = checkAlpha(opts.alpha, "gsam");
   const g = grad(loss);
-  return (params: unknown, ...rest: unknown[]) => {
+  const at = (r: number | Tensor, params: unknown, rest: unknown[]) => {
     const g0 = g(params, ...rest);
-    const s = gradAt(g, params, samEps(g0, rho), rest);
+    const s = gradAt(g, params, samEps(g0, r), rest);
     return treeSub(s, treeScale(alpha, orthogonalPart(g0, s)));
+  };
+  if (!scheduled) return (params: unknown, ...rest: unknown[]) => at(rho!, params, rest);
+  return (step: Tensor, params: unknown, ...rest: unknown[]) =>
+    at(np.astype((opts.rho as Schedule)(step), "float32"), params, rest);
+}
+
+/**
+ * GSAM's radius schedule (Zhuang et al.; SAM.md T17): ρ follows the learning rate linearly,
+ * `ρ_t = ρ_min + (ρ_max − ρ_min)(lr_t − lr_min)/(lr_max − lr_min)`, and `ρ_t = ρ_max` when
+ * `lr_max = lr_min`.
+ *
+ * @example gsamRhoSchedule({ learningRate: cosineDecaySchedule(0.1, 1000), lrMax: 0.1, lrMin: 0, rhoMax: 0.6, rhoMin: 0.1 })
+ */
+export function gsamRhoSchedule(opts: {
+  learningRate: Schedule;
+  lrMax: number;
+  lrMin: number;
+  rhoMax: number;
+  rhoMin: number;
+}): Schedule {
+  const op = "gsamRhoSchedule";
+  const { learningRate, lrMax, lrMin, rhoMax, rhoMin } = opts;
+  checkSchedule(op, "learningRate", learningRate);
+  checkNumber(op, "lrMax", lrMax);
+  checkNumber(op, "lrMin", lrMin, { max: lrMax });
+  checkNumber(op, "rhoMax", rhoMax, { min: 0 });
+  checkNumber(op, "rhoMin", rhoMin, { min: 0, max: rhoMax });
+  if (lrMax === lrMin) return () => np.array(rhoMax, "float32");
+  return (step) => {
+    const lr = np.astype(learningRate(step), "float32");
+    return np.add(np.multiply(np.subtract(lr, lrMin), (rhoMax - rhoMin) / (lrMax - lrMin)), rhoMin);
   };
 }
 

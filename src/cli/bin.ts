@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/**
+ * The `tsjax` executable: runs {@link main} on the process's arguments. The first Ctrl-C stops
+ * training after the current step (the last complete checkpoint stays); a second one exits at once.
+ */
+import { main } from "./main.js";
+
+const controller = new AbortController();
+process.on("SIGINT", () => {
+  if (controller.signal.aborted) process.exit(130);
+  process.stderr.write("\nstopping after the current step (Ctrl-C again to quit now)\n");
+  controller.abort();
+});
+
+main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal }).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    // Not a user mistake: a bug, so the stack trace is worth showing.
+    process.stderr.write(`tsjax: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -3,6 +3,7 @@
  * The `tsjax` executable: runs {@link main} on the process's arguments. The first Ctrl-C stops
  * training after the current step (the last complete checkpoint stays); a second one exits at once.
  */
+import { fileURLToPath } from "node:url";
 import { main } from "./main.js";
 
 const controller = new AbortController();
@@ -12,7 +13,7 @@ process.on("SIGINT", () => {
   controller.abort();
 });
 
-main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal }).then(
+main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal, entry: fileURLToPath(import.meta.url) }).then(
   (code) => {
     process.exitCode = code;
   },

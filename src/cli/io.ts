@@ -20,6 +20,8 @@ export interface CliIO {
   stderr: TextOut;
   /** Set when the user interrupts; training stops after the current step. */
   signal?: AbortSignal;
+  /** Path of the `tsjax` executable, so experiments can start worker copies of it (`--jobs`). */
+  entry?: string;
 }
 
 /**

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { TsjaxError } from "../core/errors.js";
 import { helpText, parseFlags } from "./args.js";
 import { EXPERIMENTS, EXPERIMENT_FLAGS, runExperiment } from "./experiments/index.js";
+import { workerLoop } from "./experiments/pool.js";
 import type { CliIO } from "./io.js";
 import { defaultOut, resolveTrainConfig, TRAIN_FLAGS } from "./train/config.js";
 import { runTraining, summaryTable } from "./train/run.js";
@@ -71,6 +72,9 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
         }
         return await runExperiment(name, flagsArgv, io);
       }
+      case "__worker":
+        // Internal: a child process of `experiment --jobs N`.
+        return await workerLoop();
       case undefined:
       case "help":
       case "--help":

@@ -32,9 +32,9 @@ export interface EpochRecord {
   /** Mean over the epoch's steps, on the training labels (noisy ones where --label-noise > 0). */
   trainLoss: number;
   trainAcc: number;
-  /** On the clean test subset, after the epoch. */
-  testLoss: number;
-  testAcc: number;
+  /** On the clean test subset, after the epoch (null on epochs skipped by `evalEvery`). */
+  testLoss: number | null;
+  testAcc: number | null;
   /** Epoch means of SAM's diagnostics (sam and asam), else null. */
   sam: { gradNorm: number; samGradNorm: number; cosine: number; lossIncrease: number } | null;
   epochSeconds: number;
@@ -63,6 +63,8 @@ export interface RunOptions {
   progress?: "auto" | "none";
   /** A loaded dataset to reuse across runs. */
   dataset?: RawDataset;
+  /** Evaluate on the test set every this many epochs, and always after the last (default 1). */
+  evalEvery?: number;
 }
 
 const CKPT = "checkpoint.safetensors";
@@ -133,7 +135,8 @@ function readMetrics(path: string, upToEpoch: number): EpochRecord[] {
 function writeOutputs(out: string, history: EpochRecord[], cfg: TrainConfig): void {
   writeFileAtomic(join(out, METRICS), history.map((r) => JSON.stringify(r)).join("\n") + "\n");
   const name = `${cfg.optimizer}${cfg.optimizer.includes("sam") ? ` ρ=${cfg.rho}` : ""}`;
-  const ep = (f: (r: EpochRecord) => number) => history.map((r) => [r.epoch, f(r)] as [number, number]);
+  const ep = (f: (r: EpochRecord) => number | null) =>
+    history.filter((r) => f(r) !== null).map((r) => [r.epoch, f(r)!] as [number, number]);
   const title = `${cfg.dataset} ${cfg.model} ${name}, noise ${pct(cfg.labelNoise)}, n=${cfg.trainSize}`;
   writeFileAtomic(
     join(out, "loss.svg"),
@@ -150,7 +153,7 @@ function writeOutputs(out: string, history: EpochRecord[], cfg: TrainConfig): vo
     lineChart(
       [
         { name: "train (noisy labels)", points: ep((r) => 100 * r.trainAcc) },
-        { name: "test", points: ep((r) => 100 * r.testAcc), dashed: true },
+        { name: "test", points: ep((r) => (r.testAcc === null ? null : 100 * r.testAcc)), dashed: true },
       ],
       { title: `accuracy: ${title}`, xLabel: "epoch", yLabel: "accuracy (%)" },
     ),
@@ -165,8 +168,8 @@ export function summaryTable(history: readonly EpochRecord[]): string {
     String(r.epoch),
     sig4(r.trainLoss),
     pct(r.trainAcc),
-    sig4(r.testLoss),
-    pct(r.testAcc),
+    r.testLoss === null ? "" : sig4(r.testLoss),
+    r.testAcc === null ? "" : pct(r.testAcc),
     ...(sam ? [r.sam ? sig4(r.sam.cosine) : "", r.sam ? sig4(r.sam.lossIncrease) : ""] : []),
     duration(r.epochSeconds),
   ]);
@@ -308,7 +311,8 @@ export async function runTraining(config: TrainConfig, opts: RunOptions): Promis
     }
     if (interrupted) break;
     const trainSeconds = (performance.now() - t0) / 1000;
-    const test = evaluateAll(setup, state, data.test, cfg.evalBatchSize);
+    const evalNow = epoch === cfg.epochs || epoch % (opts.evalEvery ?? 1) === 0;
+    const test = evalNow ? evaluateAll(setup, state, data.test, cfg.evalBatchSize) : { loss: null, acc: null };
     const epochSeconds = (performance.now() - t0) / 1000;
     wallBefore += epochSeconds;
     const rec: EpochRecord = {
@@ -342,7 +346,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions): Promis
       writeOutputs(out, history, cfg);
     }
     prog.epoch(
-      `epoch ${epoch}/${cfg.epochs}  train loss ${sig4(rec.trainLoss)} acc ${pct(rec.trainAcc)}  test loss ${sig4(rec.testLoss)} acc ${pct(rec.testAcc)}  ${rec.stepsPerSecond.toFixed(1)} steps/s  ${duration(epochSeconds)}`,
+      `epoch ${epoch}/${cfg.epochs}  train loss ${sig4(rec.trainLoss)} acc ${pct(rec.trainAcc)}  test loss ${rec.testLoss === null ? "-" : sig4(rec.testLoss)} acc ${rec.testAcc === null ? "-" : pct(rec.testAcc)}  ${rec.stepsPerSecond.toFixed(1)} steps/s  ${duration(epochSeconds)}`,
     );
   }
   return { config: cfg, history, interrupted, state };

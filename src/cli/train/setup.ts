@@ -39,6 +39,8 @@ export interface Setup {
   step(s: StepState, x: Tensor, y: Tensor): [StepState, StepMetrics];
   /** Summed loss and number of correct predictions over a batch, in evaluation mode. */
   evaluate(s: StepState, x: Tensor, y: Tensor): { lossSum: number; correct: number };
+  /** The mean loss in evaluation mode as a function of the params (for Hessian diagnostics). */
+  evalLoss(s: StepState): (params: unknown, x: Tensor, y: Tensor) => Tensor;
 }
 
 /** The network `--model` names. */
@@ -174,6 +176,12 @@ export function buildSetup(cfg: TrainConfig, numClasses: number, stepsPerEpoch: 
       const lossSum = np.sum(nn.losses.softmaxCrossEntropyWithIntegerLabels(logits, y)).item();
       const correct = np.sum(np.astype(np.equal(np.argmax(logits, -1), y), "float32")).item();
       return { lossSum, correct };
+    },
+    evalLoss(s) {
+      return (params, x, y) => {
+        const [logits] = model.apply(params, s.modelState, x, { train: false });
+        return np.mean(nn.losses.softmaxCrossEntropyWithIntegerLabels(logits, y));
+      };
     },
   };
 }

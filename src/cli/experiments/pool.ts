@@ -1,0 +1,145 @@
+/**
+ * Runs an experiment's training tasks, in this process or spread over `jobs` child processes
+ * (each a copy of the `tsjax` executable started with the hidden `__worker` command, fed tasks
+ * over IPC), so a grid uses both cores of a two-core machine. Results come back in task order
+ * and are identical either way: every task is a pure function of its configuration.
+ */
+import { fork } from "node:child_process";
+import { TsjaxError } from "../../core/errors.js";
+import * as random from "../../core/random.js";
+import * as optim from "../../optim/index.js";
+import { batchOf, loadDataset, type RawDataset } from "../data/datasets.js";
+import type { CliIO } from "../io.js";
+import type { TrainConfig } from "../train/config.js";
+import { type EpochRecord, runData, runTraining } from "../train/run.js";
+import { buildSetup } from "../train/setup.js";
+
+/** One training run of an experiment, optionally followed by Hessian diagnostics. */
+export interface Task {
+  config: TrainConfig;
+  /** Top-k Hessian eigenvalues of the training loss on the first `examples` training examples. */
+  hessian?: { examples: number; k: number; iterations: number };
+}
+
+/** What a task produced. */
+export interface TaskResult {
+  history: EpochRecord[];
+  hessian?: { eigenvalues: number[]; ratio: number; seconds: number };
+  /** Wall time of the task, training and diagnostics. */
+  seconds: number;
+}
+
+const datasets = new Map<string, RawDataset>();
+
+function datasetFor(cfg: TrainConfig): RawDataset {
+  const id = `${cfg.dataset}:${cfg.dataDir ?? ""}`;
+  let ds = datasets.get(id);
+  if (!ds) {
+    ds = loadDataset(cfg.dataset, cfg.dataDir ?? undefined);
+    datasets.set(id, ds);
+  }
+  return ds;
+}
+
+const silent: CliIO = { stdout: { write: () => true }, stderr: { write: () => true } };
+
+/**
+ * Runs one task in this process.
+ *
+ * @example
+ * ```ts
+ * const { history } = await runTask({ config });
+ * ```
+ */
+export async function runTask(task: Task): Promise<TaskResult> {
+  const t0 = performance.now();
+  const ds = datasetFor(task.config);
+  const r = await runTraining(task.config, { io: silent, out: null, dataset: ds, progress: "none", evalEvery: task.config.epochs });
+  const out: TaskResult = { history: r.history, seconds: 0 };
+  if (task.hessian) {
+    const h0 = performance.now();
+    const cfg = task.config;
+    const data = runData(cfg, ds);
+    const n = Math.min(task.hessian.examples, data.train.n);
+    const { x, y } = batchOf(data.train, Int32Array.from({ length: n }, (_, i) => i), 0, n);
+    const setup = buildSetup(cfg, data.numClasses, Math.floor(data.train.n / cfg.batchSize));
+    const eig = optim.hessian.topEigenvalues(setup.evalLoss(r.state), r.state.params, task.hessian.k, {
+      batch: [x, y],
+      iterations: task.hessian.iterations,
+      key: random.foldIn(random.key(cfg.seed), 6),
+    });
+    out.hessian = { eigenvalues: eig.eigenvalues, ratio: eig.ratio ?? Number.NaN, seconds: (performance.now() - h0) / 1000 };
+  }
+  out.seconds = (performance.now() - t0) / 1000;
+  return out;
+}
+
+/**
+ * Runs `tasks` with up to `jobs` child processes (1: in this process; children need `entry`,
+ * the path of the `tsjax` executable). `onDone` is called as each task finishes.
+ */
+export async function runTasks(
+  tasks: readonly Task[],
+  jobs: number,
+  entry: string | undefined,
+  onDone: (i: number, r: TaskResult) => void,
+): Promise<TaskResult[]> {
+  const results: TaskResult[] = new Array(tasks.length);
+  if (jobs <= 1 || entry === undefined || tasks.length <= 1) {
+    for (let i = 0; i < tasks.length; i++) {
+      results[i] = await runTask(tasks[i]!);
+      onDone(i, results[i]!);
+    }
+    return results;
+  }
+  let next = 0;
+  const worker = () =>
+    new Promise<void>((resolve, reject) => {
+      const child = fork(entry, ["__worker"], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+      let current = -1;
+      const feed = () => {
+        if (next >= tasks.length) {
+          child.send({ stop: true });
+          return;
+        }
+        current = next++;
+        child.send({ i: current, task: tasks[current] });
+      };
+      child.on("message", (m: { i: number; result?: TaskResult; error?: string; user?: boolean }) => {
+        if (m.error !== undefined) {
+          child.kill();
+          reject(m.user ? new TsjaxError(m.error) : new Error(m.error));
+          return;
+        }
+        results[m.i] = m.result!;
+        onDone(m.i, m.result!);
+        feed();
+      });
+      child.on("exit", (code, signal) => {
+        if (next >= tasks.length && results[current] !== undefined) resolve();
+        else reject(new Error(`experiment worker exited (${signal ?? code}) during task ${current}`));
+      });
+      feed();
+    });
+  await Promise.all(Array.from({ length: Math.min(jobs, tasks.length) }, worker));
+  return results;
+}
+
+/** The child side of {@link runTasks}: run each task received, reply with its result. */
+export function workerLoop(): Promise<number> {
+  return new Promise((resolve) => {
+    process.on("message", async (m: { i?: number; task?: Task; stop?: boolean }) => {
+      if (m.stop) {
+        process.disconnect?.();
+        resolve(0);
+        return;
+      }
+      try {
+        const result = await runTask(m.task!);
+        process.send!({ i: m.i, result });
+      } catch (e) {
+        process.send!({ i: m.i, error: (e as Error).message, user: e instanceof TsjaxError });
+      }
+    });
+  });
+}

@@ -48,7 +48,10 @@ function parseArgsMessage(e: Error & { code?: string }): string {
     case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
       return `${first.replace(/^Unexpected argument/, "unexpected argument")} (flags take the form --name value)`;
     default:
-      return first;
+      // "argument is ambiguous": a value that starts with '-', such as --lr -1.
+      return /ambiguous/.test(first)
+        ? `${first.replace(/\.$/, "")} (write --name=value for a value starting with '-')`
+        : first;
   }
 }
 
@@ -58,7 +61,13 @@ export function numberFlag(
   name: string,
   text: string | boolean | undefined,
   fallback: number,
-  opts: { min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean; integer?: boolean } = {},
+  opts: {
+    min?: number;
+    max?: number;
+    minExclusive?: boolean;
+    maxExclusive?: boolean;
+    integer?: boolean;
+  } = {},
 ): number {
   if (text === undefined) return fallback;
   const v = typeof text === "string" && text.trim() !== "" ? Number(text) : Number.NaN;

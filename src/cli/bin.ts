@@ -13,7 +13,12 @@ process.on("SIGINT", () => {
   controller.abort();
 });
 
-main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal, entry: fileURLToPath(import.meta.url) }).then(
+main(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  signal: controller.signal,
+  entry: fileURLToPath(import.meta.url),
+}).then(
   (code) => {
     process.exitCode = code;
   },

@@ -67,7 +67,9 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
       case "experiment": {
         const [name, ...flagsArgv] = rest;
         if (name === undefined || name === "--help" || name === "help") {
-          io.stdout.write(helpText(`usage: tsjax experiment ${EXPERIMENTS.join("|")} [flags]`, EXPERIMENT_FLAGS));
+          io.stdout.write(
+            helpText(`usage: tsjax experiment ${EXPERIMENTS.join("|")} [flags]`, EXPERIMENT_FLAGS),
+          );
           return name === undefined ? 2 : 0;
         }
         return await runExperiment(name, flagsArgv, io);

@@ -69,10 +69,12 @@ function loadSplit(dir: string, images: string, labels: string, op: string, hint
   const im = parseIdx(readFile(dir, images, op, hint), images, 3);
   const lb = parseIdx(readFile(dir, labels, op, hint), labels, 1);
   const [n, rows, cols] = im.shape as [number, number, number];
-  if (lb.shape[0] !== n) throw new DatasetError(`${images} has ${n} images but ${labels} has ${lb.shape[0]} labels`, op);
+  if (lb.shape[0] !== n)
+    throw new DatasetError(`${images} has ${n} images but ${labels} has ${lb.shape[0]} labels`, op);
   if (n === 0) throw new DatasetError(`${images} holds no images`, op);
   for (let i = 0; i < n; i++)
-    if (lb.data[i]! > 9) throw new DatasetError(`${labels}: label ${lb.data[i]} at index ${i} is not a digit class 0..9`, op);
+    if (lb.data[i]! > 9)
+      throw new DatasetError(`${labels}: label ${lb.data[i]} at index ${i} is not a digit class 0..9`, op);
   return { images: im.data, labels: lb.data, n, rows, cols };
 }
 
@@ -93,15 +95,20 @@ export function loadDataset(name: DatasetName, dir?: string): RawDataset {
   if (root === undefined) {
     if (name === "mnist") root = mnistDir();
     else {
-      root = FASHION_MNIST_DIR;
-      hint = "; install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) or pass --data-dir";
+      // The environment variable lets a test (or an unusual install) point elsewhere.
+      root = process.env.TSJAX_FASHION_MNIST_DIR ?? FASHION_MNIST_DIR;
+      hint =
+        "; install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) or pass --data-dir";
     }
   }
   if (!existsSync(root)) throw new DatasetError(`data folder ${root} does not exist${hint}`, op);
   const train = loadSplit(root, FILES.trainImages, FILES.trainLabels, op, hint);
   const test = loadSplit(root, FILES.testImages, FILES.testLabels, op, hint);
   if (train.rows !== test.rows || train.cols !== test.cols)
-    throw new DatasetError(`train images are ${train.rows}×${train.cols} but test images are ${test.rows}×${test.cols}`, op);
+    throw new DatasetError(
+      `train images are ${train.rows}×${train.cols} but test images are ${test.rows}×${test.cols}`,
+      op,
+    );
   return { name, train, test, numClasses: 10 };
 }
 
@@ -138,7 +145,10 @@ export function prepare(split: Split, opts: PrepareOptions): Prepared {
   const { rows, cols } = split;
   const f = rows / imageSize;
   if (!Number.isInteger(f) || cols / imageSize !== f)
-    throw new DatasetError(`--image-size ${imageSize} must divide the ${rows}×${cols} images evenly`, "prepare");
+    throw new DatasetError(
+      `--image-size ${imageSize} must divide the ${rows}×${cols} images evenly`,
+      "prepare",
+    );
   const d = imageSize * imageSize;
   const n = indices.length;
   const x = new Float32Array(n * d);
@@ -185,7 +195,12 @@ export function seededSubset(key: Tensor, n: number, size: number): Int32Array {
  * symmetricNoise(random.key(1), Int32Array.of(0, 1, 2, 3), 0.5, 10); // two labels changed
  * ```
  */
-export function symmetricNoise(key: Tensor, labels: Int32Array, fraction: number, numClasses: number): Int32Array {
+export function symmetricNoise(
+  key: Tensor,
+  labels: Int32Array,
+  fraction: number,
+  numClasses: number,
+): Int32Array {
   const out = labels.slice();
   const flips = Math.round(fraction * labels.length);
   if (flips === 0) return out;
@@ -207,7 +222,12 @@ export function symmetricNoise(key: Tensor, labels: Int32Array, fraction: number
  * const { x, y } = batchOf(data, order, 0, 128);
  * ```
  */
-export function batchOf(data: Prepared, order: Int32Array, from: number, to: number): { x: Tensor; y: Tensor } {
+export function batchOf(
+  data: Prepared,
+  order: Int32Array,
+  from: number,
+  to: number,
+): { x: Tensor; y: Tensor } {
   const d = data.featureShape.reduce((a, b) => a * b, 1);
   const b = to - from;
   const xs = new Float32Array(b * d);

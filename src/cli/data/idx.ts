@@ -23,7 +23,15 @@ export interface IdxArray {
 
 const UBYTE = 0x08;
 const MAX_DIMS = 8;
-const TYPE_NAMES: Record<number, string> = { 0x08: "ubyte", 0x09: "byte", 0x0b: "short", 0x0c: "int", 0x0d: "float", 0x0e: "double" };
+// IDX element type codes: 0x08 ubyte, 0x09 byte, 0x0b short, 0x0c int, 0x0d float, 0x0e double.
+const TYPE_NAMES = new Map<number, string>([
+  [0x08, "ubyte"],
+  [0x09, "byte"],
+  [0x0b, "short"],
+  [0x0c, "int"],
+  [0x0d, "float"],
+  [0x0e, "double"],
+]);
 
 /**
  * Decodes an IDX file (gzip-compressed or not) and checks its header against its length and,
@@ -52,12 +60,17 @@ export function parseIdx(bytes: Uint8Array, name: string, expectDims?: number): 
   const type = buf[2]!;
   const dims = buf[3]!;
   if (type !== UBYTE)
-    throw new DatasetError(`element type 0x${type.toString(16).padStart(2, "0")} (${TYPE_NAMES[type] ?? "unknown"}) is not ubyte`, op);
-  if (dims === 0 || dims > MAX_DIMS) throw new DatasetError(`${dims} dimensions in the header (1..${MAX_DIMS} expected)`, op);
+    throw new DatasetError(
+      `element type 0x${type.toString(16).padStart(2, "0")} (${TYPE_NAMES.get(type) ?? "unknown"}) is not ubyte`,
+      op,
+    );
+  if (dims === 0 || dims > MAX_DIMS)
+    throw new DatasetError(`${dims} dimensions in the header (1..${MAX_DIMS} expected)`, op);
   if (expectDims !== undefined && dims !== expectDims)
     throw new DatasetError(`${dims} dimensions, expected ${expectDims}`, op);
   const headerLen = 4 + 4 * dims;
-  if (buf.length < headerLen) throw new DatasetError(`truncated header: ${buf.length} of ${headerLen} bytes`, op);
+  if (buf.length < headerLen)
+    throw new DatasetError(`truncated header: ${buf.length} of ${headerLen} bytes`, op);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const shape: number[] = [];
   let size = 1;
@@ -68,7 +81,10 @@ export function parseIdx(bytes: Uint8Array, name: string, expectDims?: number): 
   }
   const have = buf.length - headerLen;
   if (have < size)
-    throw new DatasetError(`truncated: the header says [${shape.join(",")}] = ${size} bytes of data, the file has ${have}`, op);
+    throw new DatasetError(
+      `truncated: the header says [${shape.join(",")}] = ${size} bytes of data, the file has ${have}`,
+      op,
+    );
   if (have > size)
     throw new DatasetError(`${have - size} trailing bytes after the [${shape.join(",")}] array`, op);
   return { shape, data: buf.subarray(headerLen) };
@@ -84,7 +100,8 @@ export function parseIdx(bytes: Uint8Array, name: string, expectDims?: number): 
  */
 export function encodeIdx(shape: readonly number[], data: Uint8Array): Uint8Array {
   const size = shape.reduce((a, b) => a * b, 1);
-  if (size !== data.length) throw new DatasetError(`shape [${shape.join(",")}] needs ${size} bytes, got ${data.length}`, "encodeIdx");
+  if (size !== data.length)
+    throw new DatasetError(`shape [${shape.join(",")}] needs ${size} bytes, got ${data.length}`, "encodeIdx");
   const out = new Uint8Array(4 + 4 * shape.length + size);
   const view = new DataView(out.buffer);
   out[2] = UBYTE;

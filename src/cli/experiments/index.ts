@@ -56,20 +56,104 @@ interface Preset {
 
 const PRESETS: Record<Experiment, { quick: Preset; full: Preset }> = {
   "label-noise": {
-    quick: { seeds: 2, epochs: 15, trainSize: 2000, testSize: 1000, batchSize: 64, lr: 0.05, rho: 0.1, asamRho: 1, noise: [0, 0.2, 0.4, 0.6], m: [], hidden: "64", imageSize: 14 },
-    full: { seeds: 3, epochs: 40, trainSize: 10000, testSize: 10000, batchSize: 128, lr: 0.05, rho: 0.1, asamRho: 1, noise: [0, 0.2, 0.4, 0.6], m: [], hidden: "256", imageSize: 28 },
+    quick: {
+      seeds: 2,
+      epochs: 15,
+      trainSize: 2000,
+      testSize: 1000,
+      batchSize: 64,
+      lr: 0.05,
+      rho: 0.1,
+      asamRho: 1,
+      noise: [0, 0.2, 0.4, 0.6],
+      m: [],
+      hidden: "64",
+      imageSize: 14,
+    },
+    full: {
+      seeds: 3,
+      epochs: 40,
+      trainSize: 10000,
+      testSize: 10000,
+      batchSize: 128,
+      lr: 0.05,
+      rho: 0.1,
+      asamRho: 1,
+      noise: [0, 0.2, 0.4, 0.6],
+      m: [],
+      hidden: "256",
+      imageSize: 28,
+    },
   },
   hessian: {
-    quick: { seeds: 2, epochs: 15, trainSize: 2000, testSize: 1000, batchSize: 64, lr: 0.05, rho: 0.1, asamRho: 1, noise: [0], m: [], hidden: "32", imageSize: 14 },
-    full: { seeds: 3, epochs: 40, trainSize: 10000, testSize: 10000, batchSize: 128, lr: 0.05, rho: 0.1, asamRho: 1, noise: [0], m: [], hidden: "128", imageSize: 28 },
+    quick: {
+      seeds: 2,
+      epochs: 15,
+      trainSize: 2000,
+      testSize: 1000,
+      batchSize: 64,
+      lr: 0.05,
+      rho: 0.1,
+      asamRho: 1,
+      noise: [0],
+      m: [],
+      hidden: "32",
+      imageSize: 14,
+    },
+    full: {
+      seeds: 3,
+      epochs: 40,
+      trainSize: 10000,
+      testSize: 10000,
+      batchSize: 128,
+      lr: 0.05,
+      rho: 0.1,
+      asamRho: 1,
+      noise: [0],
+      m: [],
+      hidden: "128",
+      imageSize: 28,
+    },
   },
   "m-sharpness": {
-    quick: { seeds: 2, epochs: 10, trainSize: 2000, testSize: 1000, batchSize: 64, lr: 0.05, rho: 0.1, asamRho: 1, noise: [0.4], m: [0, 16, 4], hidden: "64", imageSize: 14 },
-    full: { seeds: 3, epochs: 40, trainSize: 10000, testSize: 10000, batchSize: 128, lr: 0.05, rho: 0.1, asamRho: 1, noise: [0.4], m: [0, 64, 16, 4, 1], hidden: "256", imageSize: 28 },
+    quick: {
+      seeds: 2,
+      epochs: 10,
+      trainSize: 2000,
+      testSize: 1000,
+      batchSize: 64,
+      lr: 0.05,
+      rho: 0.1,
+      asamRho: 1,
+      noise: [0.4],
+      m: [0, 16, 4],
+      hidden: "64",
+      imageSize: 14,
+    },
+    full: {
+      seeds: 3,
+      epochs: 40,
+      trainSize: 10000,
+      testSize: 10000,
+      batchSize: 128,
+      lr: 0.05,
+      rho: 0.1,
+      asamRho: 1,
+      noise: [0.4],
+      m: [0, 64, 16, 4, 1],
+      hidden: "256",
+      imageSize: 28,
+    },
   },
 };
 
-function listFlag(cmd: string, name: string, text: string | boolean | undefined, fallback: number[], opts: { min: number; max?: number; integer?: boolean }): number[] {
+function listFlag(
+  cmd: string,
+  name: string,
+  text: string | boolean | undefined,
+  fallback: number[],
+  opts: { min: number; max?: number; integer?: boolean },
+): number[] {
   if (text === undefined) return fallback;
   const parts = String(text).split(",");
   return parts.map((p) => numberFlag(cmd, name, p.trim(), 0, { ...opts, maxExclusive: false }));
@@ -77,7 +161,8 @@ function listFlag(cmd: string, name: string, text: string | boolean | undefined,
 
 function resolvePreset(cmd: string, name: Experiment, f: Flags): Preset {
   const p = PRESETS[name][f.quick ? "quick" : "full"];
-  const int = (flag: string, v: number, min: number) => numberFlag(cmd, flag, f[flag], v, { integer: true, min });
+  const int = (flag: string, v: number, min: number) =>
+    numberFlag(cmd, flag, f[flag], v, { integer: true, min });
   return {
     seeds: int("seeds", p.seeds, 1),
     epochs: int("epochs", p.epochs, 1),
@@ -137,7 +222,10 @@ interface Report {
   json: unknown;
 }
 
-function labelNoise(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResult[], seconds: number) => Report } {
+function labelNoise(
+  p: Preset,
+  f: Flags,
+): { tasks: Task[]; report: (r: TaskResult[], seconds: number) => Report } {
   const opts: [string, Flags][] = [
     ["momentum", {}],
     ["sam", { rho: String(p.rho) }],
@@ -146,13 +234,18 @@ function labelNoise(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResul
   const tasks: Task[] = [];
   for (const noise of p.noise)
     for (const [o, extra] of opts)
-      for (let s = 0; s < p.seeds; s++) tasks.push({ config: configFor(p, f, o, s, { ...extra, "label-noise": String(noise) }) });
+      for (let s = 0; s < p.seeds; s++)
+        tasks.push({ config: configFor(p, f, o, s, { ...extra, "label-noise": String(noise) }) });
   return {
     tasks,
     report(results, seconds) {
       const names = opts.map(([o, e]) => label(configFor(p, f, o, 0, e)));
       const acc = (oi: number, noise: number) =>
-        results.filter((_, i) => tasks[i]!.config.labelNoise === noise && tasks[i]!.config.optimizer === opts[oi]![0]).map((r) => final(r).testAcc);
+        results
+          .filter(
+            (_, i) => tasks[i]!.config.labelNoise === noise && tasks[i]!.config.optimizer === opts[oi]![0],
+          )
+          .map((r) => final(r).testAcc);
       const header = ["optimizer", ...p.noise.map((n) => `${Math.round(100 * n)} % noise`)];
       const rows = names.map((n, oi) => [n, ...p.noise.map((noise) => cell(acc(oi, noise)))]);
       // Paired by seed: does SAM beat SGD on the same data, noise and init?
@@ -164,28 +257,49 @@ function labelNoise(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResul
       rows.push(["SAM > SGD (seeds)", ...wins]);
       const groups = p.noise.map((noise) => {
         const stats = names.map((_, oi) => meanStd(acc(oi, noise).map((v) => 100 * v)));
-        return { label: `${Math.round(100 * noise)} %`, values: stats.map((s) => s.mean), errors: stats.map((s) => s.std) };
+        return {
+          label: `${Math.round(100 * noise)} %`,
+          values: stats.map((s) => s.mean),
+          errors: stats.map((s) => s.std),
+        };
       });
       const md = `Clean-test accuracy (%) after ${p.epochs} epochs, mean ± sample std over ${p.seeds} seeds; MLP ${p.imageSize * p.imageSize}-${p.hidden}-10 on ${p.trainSize} MNIST training images (${p.imageSize}×${p.imageSize}) with symmetric label noise, ${p.testSize} test images, batch ${p.batchSize}, lr ${p.lr}, SGD with momentum 0.9 as the base of every optimizer. ${tasks.length} runs in ${duration(seconds)}.\n\n${markdownTable(header, rows)}`;
       return {
         markdown: md,
         charts: {
-          "label-noise.svg": barChart(names, groups, { title: `Clean-test accuracy under label noise (MNIST, ${p.seeds} seeds)`, xLabel: "training label noise", yLabel: "test accuracy (%)" }),
+          "label-noise.svg": barChart(names, groups, {
+            title: `Clean-test accuracy under label noise (MNIST, ${p.seeds} seeds)`,
+            xLabel: "training label noise",
+            yLabel: "test accuracy (%)",
+          }),
         },
-        json: tasks.map((t, i) => ({ optimizer: t.config.optimizer, rho: t.config.rho, noise: t.config.labelNoise, seed: t.config.seed, testAcc: final(results[i]!).testAcc, trainAcc: final(results[i]!).trainAcc, seconds: results[i]!.seconds, history: results[i]!.history })),
+        json: tasks.map((t, i) => ({
+          optimizer: t.config.optimizer,
+          rho: t.config.rho,
+          noise: t.config.labelNoise,
+          seed: t.config.seed,
+          testAcc: final(results[i]!).testAcc,
+          trainAcc: final(results[i]!).trainAcc,
+          seconds: results[i]!.seconds,
+          history: results[i]!.history,
+        })),
       };
     },
   };
 }
 
-function hessian(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResult[], seconds: number) => Report } {
+function hessian(
+  p: Preset,
+  f: Flags,
+): { tasks: Task[]; report: (r: TaskResult[], seconds: number) => Report } {
   const opts: [string, Flags][] = [
     ["momentum", {}],
     ["sam", { rho: String(p.rho) }],
   ];
   const tasks: Task[] = [];
   const h = { examples: Math.min(1000, p.trainSize), k: 5, iterations: 20 };
-  for (const [o, extra] of opts) for (let s = 0; s < p.seeds; s++) tasks.push({ config: configFor(p, f, o, s, extra), hessian: h });
+  for (const [o, extra] of opts)
+    for (let s = 0; s < p.seeds; s++) tasks.push({ config: configFor(p, f, o, s, extra), hessian: h });
   return {
     tasks,
     report(results, seconds) {
@@ -196,11 +310,22 @@ function hessian(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResult[]
         const mine = results.filter((_, i) => tasks[i]!.config.optimizer === opts[oi]![0]);
         mine.forEach((r, s) => {
           const ev = r.hessian!.eigenvalues;
-          rows.push([name, String(s), ...ev.map((v) => v.toFixed(3)), r.hessian!.ratio.toFixed(2), pct(final(r).testAcc)]);
+          rows.push([
+            name,
+            String(s),
+            ...ev.map((v) => v.toFixed(3)),
+            r.hessian!.ratio.toFixed(2),
+            pct(final(r).testAcc),
+          ]);
         });
         const lmax = meanStd(mine.map((r) => r.hessian!.eigenvalues[0]!));
         const ratio = meanStd(mine.map((r) => r.hessian!.ratio));
-        summary.push([name, `${lmax.mean.toFixed(3)} ± ${lmax.std.toFixed(3)}`, `${ratio.mean.toFixed(2)} ± ${ratio.std.toFixed(2)}`, cell(mine.map((r) => final(r).testAcc))]);
+        summary.push([
+          name,
+          `${lmax.mean.toFixed(3)} ± ${lmax.std.toFixed(3)}`,
+          `${ratio.mean.toFixed(2)} ± ${ratio.std.toFixed(2)}`,
+          cell(mine.map((r) => final(r).testAcc)),
+        ]);
       });
       const md = `Top-5 Hessian eigenvalues of the training loss (eval mode, on the first ${h.examples} training examples) at the end of training, by Lanczos (${h.iterations} iterations); MLP ${p.imageSize * p.imageSize}-${p.hidden}-10, ${p.trainSize} MNIST images (${p.imageSize}×${p.imageSize}), ${p.epochs} epochs, batch ${p.batchSize}, lr ${p.lr}, momentum 0.9. ${tasks.length} runs in ${duration(seconds)}.\n\n${markdownTable(["optimizer", "λmax (mean ± std)", "λmax/λ5", "test acc (%)"], summary)}\nPer seed:\n\n${markdownTable(["optimizer", "seed", "λ1", "λ2", "λ3", "λ4", "λ5", "λ1/λ5", "test acc"], rows)}`;
       const series = opts.map(([o, e], oi) => ({
@@ -211,31 +336,61 @@ function hessian(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResult[]
       }));
       return {
         markdown: md,
-        charts: { "hessian.svg": lineChart(series, { title: "Top Hessian eigenvalues after training (MNIST)", xLabel: "eigenvalue index", yLabel: "eigenvalue" }) },
-        json: tasks.map((t, i) => ({ optimizer: t.config.optimizer, rho: t.config.rho, seed: t.config.seed, ...results[i]!.hessian, testAcc: final(results[i]!).testAcc, history: results[i]!.history })),
+        charts: {
+          "hessian.svg": lineChart(series, {
+            title: "Top Hessian eigenvalues after training (MNIST)",
+            xLabel: "eigenvalue index",
+            yLabel: "eigenvalue",
+          }),
+        },
+        json: tasks.map((t, i) => ({
+          optimizer: t.config.optimizer,
+          rho: t.config.rho,
+          seed: t.config.seed,
+          ...results[i]!.hessian,
+          testAcc: final(results[i]!).testAcc,
+          history: results[i]!.history,
+        })),
       };
     },
   };
 }
 
-function mSharpness(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResult[], seconds: number) => Report } {
+function mSharpness(
+  p: Preset,
+  f: Flags,
+): { tasks: Task[]; report: (r: TaskResult[], seconds: number) => Report } {
   const noise = p.noise[0] ?? 0;
   for (const m of p.m)
-    if (m > 0 && p.batchSize % m !== 0) throw new ConfigError(`--m ${m} does not divide --batch-size ${p.batchSize}`, "tsjax experiment m-sharpness");
+    if (m > 0 && p.batchSize % m !== 0)
+      throw new ConfigError(
+        `--m ${m} does not divide --batch-size ${p.batchSize}`,
+        "tsjax experiment m-sharpness",
+      );
   const tasks: Task[] = [];
   for (const m of p.m)
     for (let s = 0; s < p.seeds; s++)
-      tasks.push({ config: configFor(p, f, "sam", s, { rho: String(p.rho), m: String(m), "label-noise": String(noise) }) });
-  for (let s = 0; s < p.seeds; s++) tasks.push({ config: configFor(p, f, "momentum", s, { "label-noise": String(noise) }) });
+      tasks.push({
+        config: configFor(p, f, "sam", s, { rho: String(p.rho), m: String(m), "label-noise": String(noise) }),
+      });
+  for (let s = 0; s < p.seeds; s++)
+    tasks.push({ config: configFor(p, f, "momentum", s, { "label-noise": String(noise) }) });
   return {
     tasks,
     report(results, seconds) {
       const mOf = (m: number) => (m === 0 ? p.batchSize : m);
-      const accOf = (pred: (c: TrainConfig) => boolean) => results.filter((_, i) => pred(tasks[i]!.config)).map((r) => final(r).testAcc);
+      const accOf = (pred: (c: TrainConfig) => boolean) =>
+        results.filter((_, i) => pred(tasks[i]!.config)).map((r) => final(r).testAcc);
       const rows = p.m.map((m) => [String(mOf(m)), cell(accOf((c) => c.optimizer === "sam" && c.m === m))]);
       rows.push(["SGD (no SAM)", cell(accOf((c) => c.optimizer === "momentum"))]);
       const md = `Clean-test accuracy (%) of SAM (ρ=${p.rho}) against m, the examples per perturbation (m = ${p.batchSize} is the whole batch), mean ± std over ${p.seeds} seeds; MLP ${p.imageSize * p.imageSize}-${p.hidden}-10, ${p.trainSize} MNIST images (${p.imageSize}×${p.imageSize}) with ${Math.round(100 * noise)} % label noise, ${p.epochs} epochs, batch ${p.batchSize}, lr ${p.lr}, momentum 0.9. ${tasks.length} runs in ${duration(seconds)}.\n\n${markdownTable(["m", "test acc (%)"], rows)}`;
-      const points = p.m.map((m) => [mOf(m), meanStd(accOf((c) => c.optimizer === "sam" && c.m === m).map((v) => 100 * v)).mean] as [number, number]);
+      const points = p.m.map(
+        (m) =>
+          [mOf(m), meanStd(accOf((c) => c.optimizer === "sam" && c.m === m).map((v) => 100 * v)).mean] as [
+            number,
+            number,
+          ],
+      );
       const sgd = meanStd(accOf((c) => c.optimizer === "momentum").map((v) => 100 * v)).mean;
       const ms = points.map((q) => q[0]);
       return {
@@ -244,12 +399,27 @@ function mSharpness(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResul
           "m-sharpness.svg": lineChart(
             [
               { name: `SAM ρ=${p.rho}`, points: [...points].sort((a, b) => a[0] - b[0]) },
-              { name: "SGD", points: [Math.min(...ms), Math.max(...ms)].map((m) => [m, sgd] as [number, number]), dashed: true },
+              {
+                name: "SGD",
+                points: [Math.min(...ms), Math.max(...ms)].map((m) => [m, sgd] as [number, number]),
+                dashed: true,
+              },
             ],
-            { title: "m-sharpness: test accuracy against m (MNIST)", xLabel: "m (examples per perturbation, log scale)", yLabel: "test accuracy (%)", logX: true },
+            {
+              title: "m-sharpness: test accuracy against m (MNIST)",
+              xLabel: "m (examples per perturbation, log scale)",
+              yLabel: "test accuracy (%)",
+              logX: true,
+            },
           ),
         },
-        json: tasks.map((t, i) => ({ optimizer: t.config.optimizer, m: t.config.m, seed: t.config.seed, testAcc: final(results[i]!).testAcc, history: results[i]!.history })),
+        json: tasks.map((t, i) => ({
+          optimizer: t.config.optimizer,
+          m: t.config.m,
+          seed: t.config.seed,
+          testAcc: final(results[i]!).testAcc,
+          history: results[i]!.history,
+        })),
       };
     },
   };
@@ -264,33 +434,56 @@ function mSharpness(p: Preset, f: Flags): { tasks: Task[]; report: (r: TaskResul
  * await runExperiment("label-noise", ["--quick"], io);
  * ```
  */
-export async function runExperiment(name: string, argv: string[], io: CliIO & { entry?: string }): Promise<number> {
+export async function runExperiment(
+  name: string,
+  argv: string[],
+  io: CliIO & { entry?: string },
+): Promise<number> {
   if (!(EXPERIMENTS as readonly string[]).includes(name))
-    throw new ConfigError(`unknown experiment '${name}' (experiments: ${EXPERIMENTS.join(", ")})`, "tsjax experiment");
+    throw new ConfigError(
+      `unknown experiment '${name}' (experiments: ${EXPERIMENTS.join(", ")})`,
+      "tsjax experiment",
+    );
   const exp = name as Experiment;
   const cmd = `tsjax experiment ${exp}`;
   const f = parseFlags(cmd, argv, EXPERIMENT_FLAGS);
   const p = resolvePreset(cmd, exp, f);
   const jobs = numberFlag(cmd, "jobs", f.jobs, 2, { integer: true, min: 1, max: 64 });
   const out = typeof f.out === "string" ? f.out : `runs/experiment-${exp}${f.quick ? "-quick" : ""}`;
-  const plan = exp === "label-noise" ? labelNoise(p, f) : exp === "hessian" ? hessian(p, f) : mSharpness(p, f);
+  const plan =
+    exp === "label-noise" ? labelNoise(p, f) : exp === "hessian" ? hessian(p, f) : mSharpness(p, f);
   ensureDir(out);
-  io.stdout.write(`tsjax experiment ${exp}${f.quick ? " --quick" : ""}: ${plan.tasks.length} runs, ${jobs} job(s) → ${out}\n`);
+  io.stdout.write(
+    `tsjax experiment ${exp}${f.quick ? " --quick" : ""}: ${plan.tasks.length} runs, ${jobs} job(s) → ${out}\n`,
+  );
   const t0 = performance.now();
   let done = 0;
   const results = await runTasks(plan.tasks, jobs, io.entry, (i, r) => {
     done++;
     const c = plan.tasks[i]!.config;
     const extra = `${c.labelNoise > 0 ? ` noise ${pct(c.labelNoise)}` : ""}${c.m > 0 ? ` m=${c.m}` : ""}`;
-    const h = r.hessian ? `  λmax ${r.hessian.eigenvalues[0]!.toFixed(3)} λmax/λ5 ${r.hessian.ratio.toFixed(2)}` : "";
-    io.stdout.write(`[${done}/${plan.tasks.length}] ${label(c)}${extra} seed ${c.seed}: test acc ${pct(final(r).testAcc)}${h}  (${duration(r.seconds)})\n`);
+    const h = r.hessian
+      ? `  λmax ${r.hessian.eigenvalues[0]!.toFixed(3)} λmax/λ5 ${r.hessian.ratio.toFixed(2)}`
+      : "";
+    io.stdout.write(
+      `[${done}/${plan.tasks.length}] ${label(c)}${extra} seed ${c.seed}: test acc ${pct(final(r).testAcc)}${h}  (${duration(r.seconds)})\n`,
+    );
   });
   const seconds = (performance.now() - t0) / 1000;
   const report = plan.report(results, seconds);
   const command = `tsjax experiment ${[exp, ...argv].join(" ")}`;
   writeFileAtomic(join(out, "results.md"), `# ${exp}\n\n\`${command}\`\n\n${report.markdown}`);
-  writeFileAtomic(join(out, "results.json"), `${JSON.stringify({ experiment: exp, command, seconds, preset: p, runs: report.json }, null, 1)}\n`);
+  writeFileAtomic(
+    join(out, "results.json"),
+    `${JSON.stringify({ experiment: exp, command, seconds, preset: p, runs: report.json }, null, 1)}\n`,
+  );
   for (const [file, svg] of Object.entries(report.charts)) writeFileAtomic(join(out, file), svg);
-  io.stdout.write(`\n${report.markdown}\nwrote ${join(out, "results.md")}, ${join(out, "results.json")}, ${Object.keys(report.charts).map((c) => join(out, c)).join(", ")} in ${duration(seconds)}\n`);
+  io.stdout.write(
+    `\n${report.markdown}\nwrote ${join(out, "results.md")}, ${join(out, "results.json")}, ${Object.keys(
+      report.charts,
+    )
+      .map((c) => join(out, c))
+      .join(", ")} in ${duration(seconds)}\n`,
+  );
   return 0;
 }

@@ -54,21 +54,36 @@ const silent: CliIO = { stdout: { write: () => true }, stderr: { write: () => tr
 export async function runTask(task: Task): Promise<TaskResult> {
   const t0 = performance.now();
   const ds = datasetFor(task.config);
-  const r = await runTraining(task.config, { io: silent, out: null, dataset: ds, progress: "none", evalEvery: task.config.epochs });
+  const r = await runTraining(task.config, {
+    io: silent,
+    out: null,
+    dataset: ds,
+    progress: "none",
+    evalEvery: task.config.epochs,
+  });
   const out: TaskResult = { history: r.history, seconds: 0 };
   if (task.hessian) {
     const h0 = performance.now();
     const cfg = task.config;
     const data = runData(cfg, ds);
     const n = Math.min(task.hessian.examples, data.train.n);
-    const { x, y } = batchOf(data.train, Int32Array.from({ length: n }, (_, i) => i), 0, n);
+    const { x, y } = batchOf(
+      data.train,
+      Int32Array.from({ length: n }, (_, i) => i),
+      0,
+      n,
+    );
     const setup = buildSetup(cfg, data.numClasses, Math.floor(data.train.n / cfg.batchSize));
     const eig = optim.hessian.topEigenvalues(setup.evalLoss(r.state), r.state.params, task.hessian.k, {
       batch: [x, y],
       iterations: task.hessian.iterations,
       key: random.foldIn(random.key(cfg.seed), 6),
     });
-    out.hessian = { eigenvalues: eig.eigenvalues, ratio: eig.ratio ?? Number.NaN, seconds: (performance.now() - h0) / 1000 };
+    out.hessian = {
+      eigenvalues: eig.eigenvalues,
+      ratio: eig.ratio ?? Number.NaN,
+      seconds: (performance.now() - h0) / 1000,
+    };
   }
   out.seconds = (performance.now() - t0) / 1000;
   return out;
@@ -95,7 +110,10 @@ export async function runTasks(
   let next = 0;
   const worker = () =>
     new Promise<void>((resolve, reject) => {
-      const child = fork(entry, ["__worker"], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+      // A TypeScript entry (run through tsx) needs tsx's loader in the child too.
+      const needsTsx = entry.endsWith(".ts") && !process.execArgv.some((a) => a.includes("tsx"));
+      const execArgv = needsTsx ? ["--import", "tsx"] : process.execArgv;
+      const child = fork(entry, ["__worker"], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv });
       let current = -1;
       const feed = () => {
         if (next >= tasks.length) {

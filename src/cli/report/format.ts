@@ -19,7 +19,9 @@ export function duration(seconds: number): string {
   if (seconds < 60) return `${seconds.toFixed(1)}s`;
   const m = Math.floor(seconds / 60);
   const s = Math.round(seconds - 60 * m);
-  return m >= 60 ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m` : `${m}m${String(s).padStart(2, "0")}s`;
+  return m >= 60
+    ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`
+    : `${m}m${String(s).padStart(2, "0")}s`;
 }
 
 /**

@@ -41,7 +41,8 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = ([1, 2, 2.5, 5, 10].find((s) => s * mag >= raw) ?? 10) * mag;
   const ticks: number[] = [];
-  for (let t = Math.floor(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  for (let t = Math.floor(lo / step) * step; t <= hi + step * 1e-9; t += step)
+    ticks.push(Number(t.toPrecision(12)));
   if (ticks[ticks.length - 1]! < hi) ticks.push(Number((ticks[ticks.length - 1]! + step).toPrecision(12)));
   return ticks;
 }
@@ -77,12 +78,18 @@ function frame(opts: ChartOptions, xTicks: number[], yTicks: number[], xLabels?:
     `<text x="${MARGIN.left + pw / 2}" y="22" text-anchor="middle" font-size="15">${esc(opts.title)}</text>`,
   ];
   yTicks.forEach((t) => {
-    parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + pw}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#e5e5e5"/>`);
-    parts.push(`<text x="${MARGIN.left - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${fmt(t)}</text>`);
+    parts.push(
+      `<line x1="${MARGIN.left}" x2="${MARGIN.left + pw}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#e5e5e5"/>`,
+    );
+    parts.push(
+      `<text x="${MARGIN.left - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${fmt(t)}</text>`,
+    );
   });
   xTicks.forEach((t, i) => {
     const label = xLabels?.[i] ?? fmt(t);
-    parts.push(`<text x="${x(t).toFixed(1)}" y="${MARGIN.top + ph + 18}" text-anchor="middle">${esc(label)}</text>`);
+    parts.push(
+      `<text x="${x(t).toFixed(1)}" y="${MARGIN.top + ph + 18}" text-anchor="middle">${esc(label)}</text>`,
+    );
   });
   parts.push(
     `<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`,
@@ -97,7 +104,9 @@ function legend(f: Frame, names: string[], dashed: boolean[] = []): void {
     const yy = MARGIN.top + 10 + i * 18;
     const xx = f.w - MARGIN.right + 12;
     const dash = dashed[i] ? ' stroke-dasharray="5 3"' : "";
-    f.parts.push(`<line x1="${xx}" x2="${xx + 22}" y1="${yy}" y2="${yy}" stroke="${PALETTE[i % PALETTE.length]}" stroke-width="2.5"${dash}/>`);
+    f.parts.push(
+      `<line x1="${xx}" x2="${xx + 22}" y1="${yy}" y2="${yy}" stroke="${PALETTE[i % PALETTE.length]}" stroke-width="2.5"${dash}/>`,
+    );
     f.parts.push(`<text x="${xx + 28}" y="${yy + 4}">${esc(n)}</text>`);
   });
 }
@@ -117,17 +126,25 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   if (opts.logX) {
     const uniq = [...new Set(xs)].sort((a, b) => a - b);
     xTicks = uniq.length > 0 ? uniq : [1];
-  } else xTicks = niceTicks(Math.min(...xs, Number.POSITIVE_INFINITY), Math.max(...xs, Number.NEGATIVE_INFINITY));
+  } else
+    xTicks = niceTicks(Math.min(...xs, Number.POSITIVE_INFINITY), Math.max(...xs, Number.NEGATIVE_INFINITY));
   if (!opts.logX && xs.length === 0) xTicks = [0, 1];
   const yTicks = ys.length > 0 ? niceTicks(Math.min(...ys), Math.max(...ys)) : [0, 1];
   const f = frame(opts, xTicks, yTicks);
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const pts = s.points.filter((p) => Number.isFinite(p[1]));
-    const d = pts.map((p, j) => `${j === 0 ? "M" : "L"}${f.x(p[0]).toFixed(1)} ${f.y(p[1]).toFixed(1)}`).join(" ");
+    const d = pts
+      .map((p, j) => `${j === 0 ? "M" : "L"}${f.x(p[0]).toFixed(1)} ${f.y(p[1]).toFixed(1)}`)
+      .join(" ");
     const dash = s.dashed ? ' stroke-dasharray="5 3"' : "";
-    if (pts.length > 1) f.parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
-    pts.forEach((p) => f.parts.push(`<circle cx="${f.x(p[0]).toFixed(1)}" cy="${f.y(p[1]).toFixed(1)}" r="3" fill="${color}"/>`));
+    if (pts.length > 1)
+      f.parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
+    pts.forEach((p) =>
+      f.parts.push(
+        `<circle cx="${f.x(p[0]).toFixed(1)}" cy="${f.y(p[1]).toFixed(1)}" r="3" fill="${color}"/>`,
+      ),
+    );
   });
   legend(
     f,
@@ -153,9 +170,17 @@ export interface BarGroup {
  * barChart(["SGD", "SAM"], [{ label: "40 %", values: [80, 85], errors: [1, 0.5] }], { title: "t", xLabel: "noise", yLabel: "acc" });
  * ```
  */
-export function barChart(seriesNames: readonly string[], groups: readonly BarGroup[], opts: ChartOptions): string {
-  const tops = groups.flatMap((g) => g.values.map((v, i) => v + (g.errors?.[i] ?? 0))).filter(Number.isFinite);
-  const lows = groups.flatMap((g) => g.values.map((v, i) => v - (g.errors?.[i] ?? 0))).filter(Number.isFinite);
+export function barChart(
+  seriesNames: readonly string[],
+  groups: readonly BarGroup[],
+  opts: ChartOptions,
+): string {
+  const tops = groups
+    .flatMap((g) => g.values.map((v, i) => v + (g.errors?.[i] ?? 0)))
+    .filter(Number.isFinite);
+  const lows = groups
+    .flatMap((g) => g.values.map((v, i) => v - (g.errors?.[i] ?? 0)))
+    .filter(Number.isFinite);
   const yTicks = niceTicks(Math.min(0, ...lows), Math.max(...tops, 1));
   const xTicks = groups.map((_, i) => i);
   const padded = { ...opts, logX: false };
@@ -171,11 +196,15 @@ export function barChart(seriesNames: readonly string[], groups: readonly BarGro
       const x = f.x(gi) - groupW / 2 + si * barW;
       const top = f.y(v);
       const base = f.y(Math.max(0, yTicks[0]!));
-      f.parts.push(`<rect x="${x.toFixed(1)}" y="${Math.min(top, base).toFixed(1)}" width="${(barW * 0.9).toFixed(1)}" height="${Math.abs(base - top).toFixed(1)}" fill="${color}"/>`);
+      f.parts.push(
+        `<rect x="${x.toFixed(1)}" y="${Math.min(top, base).toFixed(1)}" width="${(barW * 0.9).toFixed(1)}" height="${Math.abs(base - top).toFixed(1)}" fill="${color}"/>`,
+      );
       const e = g.errors?.[si];
       if (e !== undefined && Number.isFinite(e) && e > 0) {
         const cx = x + barW * 0.45;
-        f.parts.push(`<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${f.y(v - e).toFixed(1)}" y2="${f.y(v + e).toFixed(1)}" stroke="#222" stroke-width="1.5"/>`);
+        f.parts.push(
+          `<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${f.y(v - e).toFixed(1)}" y2="${f.y(v + e).toFixed(1)}" stroke="#222" stroke-width="1.5"/>`,
+        );
       }
     });
   });

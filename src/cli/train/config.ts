@@ -53,11 +53,19 @@ export const TRAIN_FLAGS: FlagSpecs = {
   hidden: { type: "string", help: "MLP hidden widths, comma-separated", default: "128" },
   depth: { type: "string", help: "WideResNet depth (6n+4)", default: "10" },
   width: { type: "string", help: "WideResNet widening factor", default: "1" },
-  "image-size": { type: "string", help: "average-pool the 28×28 images to this side (28|14|7|4|2)", default: "28" },
+  "image-size": {
+    type: "string",
+    help: "average-pool the 28×28 images to this side (28|14|7|4|2)",
+    default: "28",
+  },
   optimizer: { type: "string", help: `optimizer: ${OPTIMIZERS.join("|")}`, default: "sgd" },
   base: { type: "string", help: `base optimizer of the SAM family: ${BASES.join("|")}`, default: "momentum" },
   rho: { type: "string", help: "SAM radius (asam default 0.5)", default: "0.05" },
-  m: { type: "string", help: "m-sharpness: examples per perturbation lane (0 = the whole batch)", default: "0" },
+  m: {
+    type: "string",
+    help: "m-sharpness: examples per perturbation lane (0 = the whole batch)",
+    default: "0",
+  },
   alpha: { type: "string", help: "GSAM / LookSAM alpha", default: "0.4 (gsam), 0.7 (looksam)" },
   k: { type: "string", help: "LookSAM: recompute the SAM gradient every k steps", default: "5" },
   epochs: { type: "string", help: "epochs to train (with --resume: the new total)", default: "5" },
@@ -66,12 +74,20 @@ export const TRAIN_FLAGS: FlagSpecs = {
   schedule: { type: "string", help: `learning-rate schedule: ${SCHEDULES.join("|")}`, default: "constant" },
   momentum: { type: "string", help: "momentum of the momentum optimizer", default: "0.9" },
   "weight-decay": { type: "string", help: "L2 coefficient added to the gradient", default: "0" },
-  "label-noise": { type: "string", help: "fraction of training labels replaced by another class", default: "0" },
+  "label-noise": {
+    type: "string",
+    help: "fraction of training labels replaced by another class",
+    default: "0",
+  },
   seed: { type: "string", help: "seed of the subset, the noise, the init and the data order", default: "0" },
   "train-size": { type: "string", help: "training examples (a seeded subset)", default: "60000" },
   "test-size": { type: "string", help: "test examples (a seeded subset)", default: "10000" },
   "eval-batch-size": { type: "string", help: "examples per evaluation batch", default: "1000" },
-  out: { type: "string", help: "output folder (metrics.jsonl, checkpoint, plots)", default: "runs/<dataset>-<model>-<optimizer>-s<seed>" },
+  out: {
+    type: "string",
+    help: "output folder (metrics.jsonl, checkpoint, plots)",
+    default: "runs/<dataset>-<model>-<optimizer>-s<seed>",
+  },
   resume: { type: "boolean", help: "continue the run in --out from its last checkpoint" },
   quiet: { type: "boolean", help: "no progress output (the summary is still printed)" },
   help: { type: "boolean", help: "show this help" },
@@ -82,7 +98,13 @@ const RUNTIME_ONLY = new Set(["out", "resume", "quiet", "help", "epochs", "data-
 
 const CMD = "tsjax train";
 
-function intFlag(flags: Flags, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function intFlag(
+  flags: Flags,
+  name: string,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   return numberFlag(CMD, name, flags[name], fallback, { integer: true, min, max });
 }
 
@@ -103,7 +125,9 @@ export function resolveTrainConfig(flags: Flags): TrainConfig {
   const hidden =
     hiddenText.trim() === ""
       ? []
-      : hiddenText.split(",").map((w) => numberFlag(CMD, "hidden", w.trim(), 0, { integer: true, min: 1, max: 65536 }));
+      : hiddenText
+          .split(",")
+          .map((w) => numberFlag(CMD, "hidden", w.trim(), 0, { integer: true, min: 1, max: 65536 }));
   const cfg: TrainConfig = {
     dataset: choiceFlag(CMD, "dataset", flags.dataset, DATASETS, "mnist"),
     dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : null,
@@ -124,23 +148,37 @@ export function resolveTrainConfig(flags: Flags): TrainConfig {
     schedule: choiceFlag(CMD, "schedule", flags.schedule, SCHEDULES, "constant"),
     momentum: numberFlag(CMD, "momentum", flags.momentum, 0.9, { min: 0, max: 1, maxExclusive: true }),
     weightDecay: numberFlag(CMD, "weight-decay", flags["weight-decay"], 0, { min: 0 }),
-    labelNoise: numberFlag(CMD, "label-noise", flags["label-noise"], 0, { min: 0, max: 1, maxExclusive: true }),
+    labelNoise: numberFlag(CMD, "label-noise", flags["label-noise"], 0, {
+      min: 0,
+      max: 1,
+      maxExclusive: true,
+    }),
     seed: intFlag(flags, "seed", 0, 0, 2 ** 31 - 1),
     trainSize: intFlag(flags, "train-size", 60000, 1),
     testSize: intFlag(flags, "test-size", 10000, 1),
     evalBatchSize: intFlag(flags, "eval-batch-size", 1000, 1),
   };
-  if (28 % cfg.imageSize !== 0) throw new ConfigError(`--image-size must divide 28 (28|14|7|4|2|1), got ${cfg.imageSize}`, CMD);
-  if (cfg.model === "mlp" && cfg.hidden.length === 0 && flags.hidden !== undefined && hiddenText.trim() !== "")
+  if (28 % cfg.imageSize !== 0)
+    throw new ConfigError(`--image-size must divide 28 (28|14|7|4|2|1), got ${cfg.imageSize}`, CMD);
+  if (
+    cfg.model === "mlp" &&
+    cfg.hidden.length === 0 &&
+    flags.hidden !== undefined &&
+    hiddenText.trim() !== ""
+  )
     throw new ConfigError("--hidden must list widths like 256,128", CMD);
   if (cfg.batchSize > cfg.trainSize)
     throw new ConfigError(`--batch-size ${cfg.batchSize} is larger than --train-size ${cfg.trainSize}`, CMD);
   if (cfg.m > 0) {
-    if (!(optimizer === "sam" || optimizer === "asam")) throw new ConfigError("--m (m-sharpness) needs --optimizer sam or asam", CMD);
-    if (cfg.batchSize % cfg.m !== 0) throw new ConfigError(`--batch-size ${cfg.batchSize} is not divisible by --m ${cfg.m}`, CMD);
+    if (!(optimizer === "sam" || optimizer === "asam"))
+      throw new ConfigError("--m (m-sharpness) needs --optimizer sam or asam", CMD);
+    if (cfg.batchSize % cfg.m !== 0)
+      throw new ConfigError(`--batch-size ${cfg.batchSize} is not divisible by --m ${cfg.m}`, CMD);
   }
-  if (cfg.model !== "mlp" && cfg.imageSize < 7) throw new ConfigError(`--model ${cfg.model} needs --image-size >= 7`, CMD);
-  if ((cfg.depth - 4) % 6 !== 0) throw new ConfigError(`--depth must be 6n+4 (10, 16, 22, 28, ...), got ${cfg.depth}`, CMD);
+  if (cfg.model !== "mlp" && cfg.imageSize < 7)
+    throw new ConfigError(`--model ${cfg.model} needs --image-size >= 7`, CMD);
+  if ((cfg.depth - 4) % 6 !== 0)
+    throw new ConfigError(`--depth must be 6n+4 (10, 16, 22, 28, ...), got ${cfg.depth}`, CMD);
   return cfg;
 }
 
@@ -152,9 +190,15 @@ export function isSamFamily(o: TrainConfig["optimizer"]): boolean {
 /** Checks the sizes against the loaded dataset. */
 export function checkSizes(cfg: TrainConfig, trainN: number, testN: number): void {
   if (cfg.trainSize > trainN)
-    throw new ConfigError(`--train-size ${cfg.trainSize} is larger than the ${trainN} training examples of ${cfg.dataset}`, CMD);
+    throw new ConfigError(
+      `--train-size ${cfg.trainSize} is larger than the ${trainN} training examples of ${cfg.dataset}`,
+      CMD,
+    );
   if (cfg.testSize > testN)
-    throw new ConfigError(`--test-size ${cfg.testSize} is larger than the ${testN} test examples of ${cfg.dataset}`, CMD);
+    throw new ConfigError(
+      `--test-size ${cfg.testSize} is larger than the ${testN} test examples of ${cfg.dataset}`,
+      CMD,
+    );
 }
 
 /**

@@ -12,7 +12,15 @@ import * as np from "../../core/numpy/index.js";
 import * as random from "../../core/random.js";
 import type { Tensor } from "../../core/tensor.js";
 import * as nn from "../../nn/index.js";
-import { batchOf, loadDataset, type Prepared, prepare, type RawDataset, seededSubset, symmetricNoise } from "../data/datasets.js";
+import {
+  batchOf,
+  loadDataset,
+  type Prepared,
+  prepare,
+  type RawDataset,
+  seededSubset,
+  symmetricNoise,
+} from "../data/datasets.js";
 import { type CliIO, ensureDir, writeFileAtomic } from "../io.js";
 import { duration, markdownTable, pct, sig4 } from "../report/format.js";
 import { progress as makeProgress } from "../report/progress.js";
@@ -85,15 +93,33 @@ const dataCache = new Map<string, RunData>();
  * and the test subset. Memoised, so the experiments' runs on one seed share one copy.
  */
 export function runData(cfg: TrainConfig, ds: RawDataset): RunData {
-  const id = JSON.stringify([ds.name, cfg.dataDir, cfg.seed, cfg.trainSize, cfg.testSize, cfg.labelNoise, cfg.imageSize, cfg.model]);
+  const id = JSON.stringify([
+    ds.name,
+    cfg.dataDir,
+    cfg.seed,
+    cfg.trainSize,
+    cfg.testSize,
+    cfg.labelNoise,
+    cfg.imageSize,
+    cfg.model,
+  ]);
   const hit = dataCache.get(id);
   if (hit) return hit;
   checkSizes(cfg, ds.train.n, ds.test.n);
   const root = random.key(cfg.seed);
   const image = cfg.model !== "mlp";
-  const train = prepare(ds.train, { indices: seededSubset(random.foldIn(root, 1), ds.train.n, cfg.trainSize), imageSize: cfg.imageSize, image });
-  const test = prepare(ds.test, { indices: seededSubset(random.foldIn(root, 2), ds.test.n, cfg.testSize), imageSize: cfg.imageSize, image });
-  if (cfg.labelNoise > 0) train.y = symmetricNoise(random.foldIn(root, 3), train.y, cfg.labelNoise, ds.numClasses);
+  const train = prepare(ds.train, {
+    indices: seededSubset(random.foldIn(root, 1), ds.train.n, cfg.trainSize),
+    imageSize: cfg.imageSize,
+    image,
+  });
+  const test = prepare(ds.test, {
+    indices: seededSubset(random.foldIn(root, 2), ds.test.n, cfg.testSize),
+    imageSize: cfg.imageSize,
+    image,
+  });
+  if (cfg.labelNoise > 0)
+    train.y = symmetricNoise(random.foldIn(root, 3), train.y, cfg.labelNoise, ds.numClasses);
   const data = { train, test, numClasses: ds.numClasses };
   if (dataCache.size > 16) dataCache.clear();
   dataCache.set(id, data);
@@ -117,7 +143,9 @@ function yieldToEventLoop(): Promise<void> {
 
 function readMetrics(path: string, upToEpoch: number): EpochRecord[] {
   if (!existsSync(path)) return [];
-  const lines = readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "");
+  const lines = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
   const out: EpochRecord[] = [];
   lines.forEach((l, i) => {
     let r: EpochRecord;
@@ -126,7 +154,11 @@ function readMetrics(path: string, upToEpoch: number): EpochRecord[] {
     } catch {
       throw new CheckpointError(`${path} line ${i + 1} is not JSON`, "--resume");
     }
-    if (r.schema !== METRICS_SCHEMA) throw new CheckpointError(`${path} line ${i + 1} has schema ${String(r.schema)}, expected ${METRICS_SCHEMA}`, "--resume");
+    if (r.schema !== METRICS_SCHEMA)
+      throw new CheckpointError(
+        `${path} line ${i + 1} has schema ${String(r.schema)}, expected ${METRICS_SCHEMA}`,
+        "--resume",
+      );
     if (r.epoch <= upToEpoch) out.push(r);
   });
   return out;
@@ -163,7 +195,15 @@ function writeOutputs(out: string, history: EpochRecord[], cfg: TrainConfig): vo
 /** The per-epoch summary table printed at the end of a run. */
 export function summaryTable(history: readonly EpochRecord[]): string {
   const sam = history.some((r) => r.sam !== null);
-  const header = ["epoch", "train loss", "train acc", "test loss", "test acc", ...(sam ? ["cos(g, g_sam)", "L(w+e)-L(w)"] : []), "time"];
+  const header = [
+    "epoch",
+    "train loss",
+    "train acc",
+    "test loss",
+    "test acc",
+    ...(sam ? ["cos(g, g_sam)", "L(w+e)-L(w)"] : []),
+    "time",
+  ];
   const rows = history.map((r) => [
     String(r.epoch),
     sig4(r.trainLoss),
@@ -177,7 +217,12 @@ export function summaryTable(history: readonly EpochRecord[]): string {
 }
 
 /** Evaluates loss and accuracy over `data` in batches of `batchSize`. */
-export function evaluateAll(setup: ReturnType<typeof buildSetup>, s: StepState, data: Prepared, batchSize: number): { loss: number; acc: number } {
+export function evaluateAll(
+  setup: ReturnType<typeof buildSetup>,
+  s: StepState,
+  data: Prepared,
+  batchSize: number,
+): { loss: number; acc: number } {
   const order = Int32Array.from({ length: data.n }, (_, i) => i);
   let lossSum = 0;
   let correct = 0;
@@ -208,10 +253,15 @@ export async function runTraining(config: TrainConfig, opts: RunOptions): Promis
   let stored: nn.Checkpoint<Saved> | null = null;
   if (out !== null) {
     if (opts.resume) {
-      if (!existsSync(ckptPath!)) throw new ConfigError(`--resume: no ${CKPT} in ${out} to resume from`, "tsjax train");
+      if (!existsSync(ckptPath!))
+        throw new ConfigError(`--resume: no ${CKPT} in ${out} to resume from`, "tsjax train");
       const raw = nn.load(ckptPath!);
       const text = raw.metadata[CONFIG_KEY];
-      if (text === undefined) throw new CheckpointError(`${ckptPath} has no ${CONFIG_KEY} metadata: not a tsjax train checkpoint`, "--resume");
+      if (text === undefined)
+        throw new CheckpointError(
+          `${ckptPath} has no ${CONFIG_KEY} metadata: not a tsjax train checkpoint`,
+          "--resume",
+        );
       let prev: TrainConfig;
       try {
         prev = JSON.parse(text);
@@ -220,10 +270,16 @@ export async function runTraining(config: TrainConfig, opts: RunOptions): Promis
       }
       cfg = mergeResumed(prev, opts.resumeFlags ?? {});
       if (cfg.schedule === "cosine" && cfg.epochs !== prev.epochs)
-        throw new ConfigError(`--resume: the cosine schedule spans the stored --epochs ${prev.epochs}; it cannot change to ${cfg.epochs}`, "tsjax train");
+        throw new ConfigError(
+          `--resume: the cosine schedule spans the stored --epochs ${prev.epochs}; it cannot change to ${cfg.epochs}`,
+          "tsjax train",
+        );
       stored = raw as nn.Checkpoint<Saved>;
     } else if (existsSync(ckptPath!)) {
-      throw new ConfigError(`${out} already holds a run; pass --resume to continue it, or choose another --out`, "tsjax train");
+      throw new ConfigError(
+        `${out} already holds a run; pass --resume to continue it, or choose another --out`,
+        "tsjax train",
+      );
     }
   }
 
@@ -248,16 +304,23 @@ export async function runTraining(config: TrainConfig, opts: RunOptions): Promis
     const back = nn.load<Saved>(ckptPath!, like);
     const epochText = back.metadata.epoch;
     startEpoch = Number(epochText);
-    if (!Number.isInteger(startEpoch) || startEpoch < 1) throw new CheckpointError(`${ckptPath}: bad epoch metadata '${epochText}'`, "--resume");
+    if (!Number.isInteger(startEpoch) || startEpoch < 1)
+      throw new CheckpointError(`${ckptPath}: bad epoch metadata '${epochText}'`, "--resume");
     if (back.tree.order.size !== data.train.n)
-      throw new CheckpointError(`${ckptPath}: its data order has ${back.tree.order.size} entries, the training set ${data.train.n}`, "--resume");
+      throw new CheckpointError(
+        `${ckptPath}: its data order has ${back.tree.order.size} entries, the training set ${data.train.n}`,
+        "--resume",
+      );
     const { key: k, order: o, ...rest } = back.tree;
     state = rest;
     key = k;
     order = o.data() as Int32Array;
     history = readMetrics(join(out!, METRICS), startEpoch);
     if (history.length !== startEpoch)
-      throw new CheckpointError(`${join(out!, METRICS)} has ${history.length} epochs, the checkpoint ${startEpoch}`, "--resume");
+      throw new CheckpointError(
+        `${join(out!, METRICS)} has ${history.length} epochs, the checkpoint ${startEpoch}`,
+        "--resume",
+      );
   } else {
     state = setup.init(random.foldIn(root, 4), batchShape);
     let k: Tensor;
@@ -312,7 +375,9 @@ export async function runTraining(config: TrainConfig, opts: RunOptions): Promis
     if (interrupted) break;
     const trainSeconds = (performance.now() - t0) / 1000;
     const evalNow = epoch === cfg.epochs || epoch % (opts.evalEvery ?? 1) === 0;
-    const test = evalNow ? evaluateAll(setup, state, data.test, cfg.evalBatchSize) : { loss: null, acc: null };
+    const test = evalNow
+      ? evaluateAll(setup, state, data.test, cfg.evalBatchSize)
+      : { loss: null, acc: null };
     const epochSeconds = (performance.now() - t0) / 1000;
     wallBefore += epochSeconds;
     const rec: EpochRecord = {

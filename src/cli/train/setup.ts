@@ -56,7 +56,10 @@ export function buildModel(cfg: TrainConfig, numClasses: number): Layer {
 }
 
 function baseOptimizer(cfg: TrainConfig, stepsPerEpoch: number): optim.GradientTransformation<any> {
-  const kind = cfg.optimizer === "sgd" || cfg.optimizer === "momentum" || cfg.optimizer === "adam" ? cfg.optimizer : cfg.base;
+  const kind =
+    cfg.optimizer === "sgd" || cfg.optimizer === "momentum" || cfg.optimizer === "adam"
+      ? cfg.optimizer
+      : cfg.base;
   const lr: optim.ScalarOrSchedule =
     cfg.schedule === "cosine" ? optim.cosineDecaySchedule(cfg.lr, cfg.epochs * stepsPerEpoch) : cfg.lr;
   switch (kind) {
@@ -91,7 +94,8 @@ export function buildSetup(cfg: TrainConfig, numClasses: number, stepsPerEpoch: 
     const correct = np.sum(np.astype(np.equal(np.argmax(logits, -1), y), "float32"));
     return [l, { modelState: newState, correct, loss: l }];
   };
-  const scalarLoss = (params: unknown, modelState: unknown, x: Tensor, y: Tensor): Tensor => loss(params, modelState, x, y)[0];
+  const scalarLoss = (params: unknown, modelState: unknown, x: Tensor, y: Tensor): Tensor =>
+    loss(params, modelState, x, y)[0];
 
   type GradOut = { grads: unknown; aux: Aux; sam: StepMetrics["sam"]; samState: unknown };
   let gradient: (s: StepState, x: Tensor, y: Tensor) => GradOut;
@@ -127,19 +131,34 @@ export function buildSetup(cfg: TrainConfig, numClasses: number, stepsPerEpoch: 
             loss: np.mean(aux.loss),
           };
         }
-        const sam = { gradNorm: mean(d.gradNorm), samGradNorm: mean(d.samGradNorm), cosine: mean(d.cosine), lossIncrease: mean(d.lossIncrease) };
+        const sam = {
+          gradNorm: mean(d.gradNorm),
+          samGradNorm: mean(d.samGradNorm),
+          cosine: mean(d.cosine),
+          lossIncrease: mean(d.lossIncrease),
+        };
         return { grads: d.grads, aux, sam, samState: null };
       };
       break;
     }
     case "gsam": {
       const f = optim.gsam(scalarLoss, { rho: cfg.rho, alpha: cfg.alpha });
-      gradient = (s, x, y) => ({ grads: f(s.params, s.modelState, x, y), aux: cleanAux(s, x, y), sam: null, samState: null });
+      gradient = (s, x, y) => ({
+        grads: f(s.params, s.modelState, x, y),
+        aux: cleanAux(s, x, y),
+        sam: null,
+        samState: null,
+      });
       break;
     }
     case "usam": {
       const f = optim.usam(scalarLoss, { rho: cfg.rho });
-      gradient = (s, x, y) => ({ grads: f(s.params, s.modelState, x, y), aux: cleanAux(s, x, y), sam: null, samState: null });
+      gradient = (s, x, y) => ({
+        grads: f(s.params, s.modelState, x, y),
+        aux: cleanAux(s, x, y),
+        sam: null,
+        samState: null,
+      });
       break;
     }
     case "looksam": {
@@ -156,12 +175,18 @@ export function buildSetup(cfg: TrainConfig, numClasses: number, stepsPerEpoch: 
     model,
     init(key, batchShape) {
       const { params, state } = model.init(key, batchShape);
-      const samState = cfg.optimizer === "looksam" ? optim.lookSam(scalarLoss, { rho: cfg.rho, k: cfg.k, alpha: cfg.alpha }).init(params) : null;
+      const samState =
+        cfg.optimizer === "looksam"
+          ? optim.lookSam(scalarLoss, { rho: cfg.rho, k: cfg.k, alpha: cfg.alpha }).init(params)
+          : null;
       return { params, optState: opt.init(params), modelState: state, samState };
     },
     step(s, x, y) {
       const out = gradient(s, x, y);
-      const g = cfg.weightDecay > 0 ? optim.treeAdd(out.grads, optim.treeScale(cfg.weightDecay, s.params)) : out.grads;
+      const g =
+        cfg.weightDecay > 0
+          ? optim.treeAdd(out.grads, optim.treeScale(cfg.weightDecay, s.params))
+          : out.grads;
       const [updates, optState] = opt.update(g, s.optState, s.params);
       const next: StepState = {
         params: optim.applyUpdates(s.params, updates),

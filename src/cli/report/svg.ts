@@ -24,13 +24,16 @@ export interface ChartOptions {
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const MARGIN = { left: 64, right: 150, top: 40, bottom: 48 };
+/** Room for the legend: about 7 px per character of the longest name, plus the swatch. */
+const legendWidth = (names: readonly string[]) =>
+  Math.max(110, 50 + 7 * Math.max(0, ...names.map((n) => n.length)));
 
 function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
 /** About five round tick values covering `[lo, hi]`. */
-export function niceTicks(lo: number, hi: number, count = 5): number[] {
+export function niceTicks(lo: number, hi: number, count = 5, integer = false): number[] {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
   if (hi === lo) {
     const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
@@ -39,7 +42,9 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   }
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = ([1, 2, 2.5, 5, 10].find((s) => s * mag >= raw) ?? 10) * mag;
+  let step = ([1, 2, 2.5, 5, 10].find((s) => s * mag >= raw) ?? 10) * mag;
+  // Whole-number axes (epochs) get whole-number ticks.
+  if (integer) step = Math.max(1, Math.ceil(step));
   const ticks: number[] = [];
   for (let t = Math.floor(lo / step) * step; t <= hi + step * 1e-9; t += step)
     ticks.push(Number(t.toPrecision(12)));
@@ -56,16 +61,24 @@ function fmt(v: number): string {
 
 interface Frame {
   w: number;
+  right: number;
   h: number;
   x(v: number): number;
   y(v: number): number;
   parts: string[];
 }
 
-function frame(opts: ChartOptions, xTicks: number[], yTicks: number[], xLabels?: string[]): Frame {
-  const w = opts.width ?? 640;
+function frame(
+  opts: ChartOptions,
+  xTicks: number[],
+  yTicks: number[],
+  names: readonly string[],
+  xLabels?: string[],
+): Frame {
+  const right = legendWidth(names);
+  const w = opts.width ?? 490 + right;
   const h = opts.height ?? 400;
-  const pw = w - MARGIN.left - MARGIN.right;
+  const pw = w - MARGIN.left - right;
   const ph = h - MARGIN.top - MARGIN.bottom;
   const tx = (v: number) => (opts.logX ? Math.log2(v) : v);
   const [x0, x1] = [tx(xTicks[0]!), tx(xTicks[xTicks.length - 1]!)];
@@ -96,13 +109,13 @@ function frame(opts: ChartOptions, xTicks: number[], yTicks: number[], xLabels?:
     `<text x="${MARGIN.left + pw / 2}" y="${h - 10}" text-anchor="middle">${esc(opts.xLabel)}</text>`,
     `<text transform="translate(16 ${MARGIN.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`,
   );
-  return { w, h, x, y, parts };
+  return { w, h, right, x, y, parts };
 }
 
 function legend(f: Frame, names: string[], dashed: boolean[] = []): void {
   names.forEach((n, i) => {
     const yy = MARGIN.top + 10 + i * 18;
-    const xx = f.w - MARGIN.right + 12;
+    const xx = f.w - f.right + 12;
     const dash = dashed[i] ? ' stroke-dasharray="5 3"' : "";
     f.parts.push(
       `<line x1="${xx}" x2="${xx + 22}" y1="${yy}" y2="${yy}" stroke="${PALETTE[i % PALETTE.length]}" stroke-width="2.5"${dash}/>`,
@@ -130,7 +143,12 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     xTicks = niceTicks(Math.min(...xs, Number.POSITIVE_INFINITY), Math.max(...xs, Number.NEGATIVE_INFINITY));
   if (!opts.logX && xs.length === 0) xTicks = [0, 1];
   const yTicks = ys.length > 0 ? niceTicks(Math.min(...ys), Math.max(...ys)) : [0, 1];
-  const f = frame(opts, xTicks, yTicks);
+  const f = frame(
+    opts,
+    xTicks,
+    yTicks,
+    series.map((s) => s.name),
+  );
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const pts = s.points.filter((p) => Number.isFinite(p[1]));
@@ -186,7 +204,7 @@ export function barChart(
   const padded = { ...opts, logX: false };
   // Pad the x range by half a group on each side.
   const xr = [-0.5, ...xTicks, groups.length - 0.5];
-  const f = frame(padded, xr, yTicks, ["", ...groups.map((g) => g.label), ""]);
+  const f = frame(padded, xr, yTicks, seriesNames, ["", ...groups.map((g) => g.label), ""]);
   const groupW = (f.x(1) - f.x(0)) * 0.8;
   const barW = groupW / Math.max(1, seriesNames.length);
   groups.forEach((g, gi) => {

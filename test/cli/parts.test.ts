@@ -5,7 +5,8 @@ import { ConfigError } from "../../src/core/errors.js";
 import { random } from "../../src/index.js";
 import { numberFlag } from "../../src/cli/args.js";
 import { prepare, seededSubset, symmetricNoise } from "../../src/cli/data/datasets.js";
-import { markdownTable, meanStd, sig4 } from "../../src/cli/report/format.js";
+import { duration, markdownTable, meanStd, sig4 } from "../../src/cli/report/format.js";
+import { progress } from "../../src/cli/report/progress.js";
 import { barChart, lineChart, niceTicks } from "../../src/cli/report/svg.js";
 import { configToFlags, resolveTrainConfig } from "../../src/cli/train/config.js";
 
@@ -127,6 +128,43 @@ describe("reports", () => {
     expect(meanStd([7])).toEqual({ mean: 7, std: 0 });
     expect(sig4(0.000123456)).toBe("1.235e-4");
     expect(sig4(2.302585)).toBe("2.303");
+  });
+});
+
+describe("progress", () => {
+  const report = {
+    epoch: 2,
+    epochs: 3,
+    step: 10,
+    stepsPerEpoch: 10,
+    loss: 0.001234,
+    acc: 0.5,
+    stepsPerSecond: 12.5,
+    eta: 75,
+  };
+
+  it("redraws one bar line on a terminal, with every token", () => {
+    let text = "";
+    const p = progress({ write: (s: string) => (text += s), isTTY: true, columns: 120 }, "auto");
+    p.step(report);
+    expect(text).toMatch(
+      /^\r\x1b\[2Kepoch 2\/3 █+ 10\/10 {2}loss 0\.001234 {2}acc 50\.0% {2}12\.5 steps\/s {2}ETA 1m15s$/,
+    );
+    p.epoch("epoch 2/3 done");
+    expect(text.endsWith("\r\x1b[2Kepoch 2/3 done\n")).toBe(true);
+  });
+
+  it("prints only the epoch lines when not a terminal, nothing when off", () => {
+    let text = "";
+    const p = progress({ write: (s: string) => (text += s) }, "auto");
+    p.step(report);
+    p.epoch("epoch 2/3 done");
+    expect(text).toBe("epoch 2/3 done\n");
+    const q = progress({ write: (s: string) => (text += s), isTTY: true }, "none");
+    q.step(report);
+    q.epoch("x");
+    expect(text).toBe("epoch 2/3 done\n");
+    expect(duration(3725)).toBe("1h02m");
   });
 });
 

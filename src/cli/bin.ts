@@ -7,11 +7,13 @@ import { fileURLToPath } from "node:url";
 import { main } from "./main.js";
 
 const controller = new AbortController();
-process.on("SIGINT", () => {
-  if (controller.signal.aborted) process.exit(130);
-  process.stderr.write("\nstopping after the current step (Ctrl-C again to quit now)\n");
-  controller.abort();
-});
+// An experiment's worker child keeps the default: Ctrl-C ends it, and its parent reports it.
+if (process.argv[2] !== "__worker")
+  process.on("SIGINT", () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write("\nstopping after the current step (Ctrl-C again to quit now)\n");
+    controller.abort();
+  });
 
 main(process.argv.slice(2), {
   stdout: process.stdout,

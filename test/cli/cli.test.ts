@@ -371,6 +371,18 @@ describe("tsjax experiment", () => {
     expect(strip(JSON.parse(readFileSync(join(out2, "results.json"), "utf8")))).toEqual(strip(json));
   });
 
+  it("an interrupted experiment writes no results and exits 130", async () => {
+    const out = join(tmp(), "cut");
+    const ac = new AbortController();
+    const r = await run(["experiment", "label-noise", ...EXP, "--noise", "0", "--out", out], {
+      signal: ac.signal,
+      onWrite: (s) => s.startsWith("[1/") && ac.abort(),
+    });
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/^interrupted after 1 of 3 runs; no results written/);
+    expect(existsSync(join(out, "results.md"))).toBe(false);
+  });
+
   it("hessian reports five eigenvalues per run, descending, and m-sharpness one accuracy per m", async () => {
     const dir = tmp();
     const h = await run(["experiment", "hessian", ...EXP, "--out", join(dir, "h")]);

@@ -11,7 +11,7 @@ import { type CliIO, ensureDir, writeFileAtomic } from "../io.js";
 import { duration, markdownTable, meanStd, pct } from "../report/format.js";
 import { barChart, lineChart } from "../report/svg.js";
 import { resolveTrainConfig, type TrainConfig } from "../train/config.js";
-import { runTasks, type Task, type TaskResult } from "./pool.js";
+import { Interrupted, runTasks, type Task, type TaskResult } from "./pool.js";
 
 export const EXPERIMENTS = ["label-noise", "hessian", "m-sharpness"] as const;
 type Experiment = (typeof EXPERIMENTS)[number];
@@ -401,17 +401,30 @@ export async function runExperiment(
   );
   const t0 = performance.now();
   let done = 0;
-  const results = await runTasks(plan.tasks, jobs, io.entry, (i, r) => {
-    done++;
-    const c = plan.tasks[i]!.config;
-    const extra = `${c.labelNoise > 0 ? ` noise ${pct(c.labelNoise)}` : ""}${c.m > 0 ? ` m=${c.m}` : ""}`;
-    const h = r.hessian
-      ? `  λmax ${r.hessian.eigenvalues[0]!.toFixed(3)} λmax/λ5 ${r.hessian.ratio.toFixed(2)}`
-      : "";
-    io.stdout.write(
-      `[${done}/${plan.tasks.length}] ${label(c)}${extra} seed ${c.seed}: test acc ${pct(final(r).testAcc)}${h}  (${duration(r.seconds)})\n`,
+  let results: TaskResult[];
+  try {
+    results = await runTasks(
+      plan.tasks,
+      jobs,
+      io.entry,
+      (i, r) => {
+        done++;
+        const c = plan.tasks[i]!.config;
+        const extra = `${c.labelNoise > 0 ? ` noise ${pct(c.labelNoise)}` : ""}${c.m > 0 ? ` m=${c.m}` : ""}`;
+        const h = r.hessian
+          ? `  λmax ${r.hessian.eigenvalues[0]!.toFixed(3)} λmax/λ5 ${r.hessian.ratio.toFixed(2)}`
+          : "";
+        io.stdout.write(
+          `[${done}/${plan.tasks.length}] ${label(c)}${extra} seed ${c.seed}: test acc ${pct(final(r).testAcc)}${h}  (${duration(r.seconds)})\n`,
+        );
+      },
+      io.signal,
     );
-  });
+  } catch (e) {
+    if (!(e instanceof Interrupted)) throw e;
+    io.stderr.write(`interrupted after ${done} of ${plan.tasks.length} runs; no results written to ${out}\n`);
+    return 130;
+  }
   const seconds = (performance.now() - t0) / 1000;
   const report = plan.report(results, seconds);
   const command = `tsjax experiment ${[exp, ...argv].join(" ")}`;

@@ -43,6 +43,9 @@ function datasetFor(cfg: TrainConfig): RawDataset {
 
 const silent: CliIO = { stdout: { write: () => true }, stderr: { write: () => true } };
 
+/** Raised when the user interrupts an experiment; no results are written. */
+export class Interrupted extends Error {}
+
 /**
  * Runs one task in this process.
  *
@@ -51,16 +54,17 @@ const silent: CliIO = { stdout: { write: () => true }, stderr: { write: () => tr
  * const { history } = await runTask({ config });
  * ```
  */
-export async function runTask(task: Task): Promise<TaskResult> {
+export async function runTask(task: Task, signal?: AbortSignal): Promise<TaskResult> {
   const t0 = performance.now();
   const ds = datasetFor(task.config);
   const r = await runTraining(task.config, {
-    io: silent,
+    io: signal ? { ...silent, signal } : silent,
     out: null,
     dataset: ds,
     progress: "none",
     evalEvery: task.config.epochs,
   });
+  if (r.interrupted) throw new Interrupted("interrupted");
   const out: TaskResult = { history: r.history, seconds: 0 };
   if (task.hessian) {
     const h0 = performance.now();
@@ -98,15 +102,23 @@ export async function runTasks(
   jobs: number,
   entry: string | undefined,
   onDone: (i: number, r: TaskResult) => void,
+  signal?: AbortSignal,
 ): Promise<TaskResult[]> {
   const results: TaskResult[] = new Array(tasks.length);
   if (jobs <= 1 || entry === undefined || tasks.length <= 1) {
     for (let i = 0; i < tasks.length; i++) {
-      results[i] = await runTask(tasks[i]!);
+      results[i] = await runTask(tasks[i]!, signal);
       onDone(i, results[i]!);
     }
     return results;
   }
+  const children = new Set<ReturnType<typeof fork>>();
+  let stopped = false;
+  const stopAll = () => {
+    stopped = true;
+    for (const c of children) c.kill();
+  };
+  signal?.addEventListener("abort", stopAll, { once: true });
   let next = 0;
   const worker = () =>
     new Promise<void>((resolve, reject) => {
@@ -114,6 +126,7 @@ export async function runTasks(
       const needsTsx = entry.endsWith(".ts") && !process.execArgv.some((a) => a.includes("tsx"));
       const execArgv = needsTsx ? ["--import", "tsx"] : process.execArgv;
       const child = fork(entry, ["__worker"], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv });
+      children.add(child);
       let current = -1;
       const feed = () => {
         if (next >= tasks.length) {
@@ -133,13 +146,22 @@ export async function runTasks(
         onDone(m.i, m.result!);
         feed();
       });
-      child.on("exit", (code, signal) => {
-        if (next >= tasks.length && results[current] !== undefined) resolve();
-        else reject(new Error(`experiment worker exited (${signal ?? code}) during task ${current}`));
+      child.on("exit", (code, sig) => {
+        children.delete(child);
+        if (stopped) reject(new Interrupted("interrupted"));
+        else if (next >= tasks.length && results[current] !== undefined) resolve();
+        else reject(new Error(`experiment worker exited (${sig ?? code}) during task ${current}`));
       });
       feed();
     });
-  await Promise.all(Array.from({ length: Math.min(jobs, tasks.length) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(jobs, tasks.length) }, worker));
+  } catch (e) {
+    stopAll();
+    throw e;
+  } finally {
+    signal?.removeEventListener("abort", stopAll);
+  }
   return results;
 }
 

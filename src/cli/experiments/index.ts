@@ -271,17 +271,21 @@ function hessian(
         ]);
       });
       const md = `Top-5 Hessian eigenvalues of the training loss (eval mode, on the first ${h.examples} training examples) at the end of training, by Lanczos (${h.iterations} iterations); MLP ${p.imageSize * p.imageSize}-${p.hidden}-10, ${p.trainSize} MNIST images (${p.imageSize}×${p.imageSize}), ${p.epochs} epochs, batch ${p.batchSize}, lr ${p.lr}, momentum 0.9. ${tasks.length} runs in ${duration(seconds)}.\n\n${markdownTable(["optimizer", "λmax (mean ± std)", "λmax/λ5", "test acc (%)"], summary)}\nPer seed:\n\n${markdownTable(["optimizer", "seed", "λ1", "λ2", "λ3", "λ4", "λ5", "λ1/λ5", "test acc"], rows)}`;
-      const series = opts.map(([o, e], oi) => ({
-        name: label(configFor(p, f, o, 0, e)),
-        points: results
-          .filter((_, i) => tasks[i]!.config.optimizer === opts[oi]![0])
-          .flatMap((r) => r.hessian!.eigenvalues.map((v, j) => [j + 1, v] as [number, number])),
-      }));
+      // One line per optimizer: the seed mean of each of the top five eigenvalues.
+      const series = opts.map(([o, e], oi) => {
+        const mine = results.filter((_, i) => tasks[i]!.config.optimizer === opts[oi]![0]);
+        return {
+          name: `${label(configFor(p, f, o, 0, e))} (mean of ${mine.length})`,
+          points: [0, 1, 2, 3, 4].map(
+            (j) => [j + 1, meanStd(mine.map((r) => r.hessian!.eigenvalues[j]!)).mean] as [number, number],
+          ),
+        };
+      });
       return {
         markdown: md,
         charts: {
           "hessian.svg": lineChart(series, {
-            title: "Top Hessian eigenvalues after training (MNIST)",
+            title: "Top-5 Hessian eigenvalues after training (MNIST)",
             xLabel: "eigenvalue index",
             yLabel: "eigenvalue",
           }),

@@ -11,7 +11,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { encodeIdx } from "../../src/cli/data/idx.js";
 import type { CliIO } from "../../src/cli/io.js";
+import { parseFlags } from "../../src/cli/args.js";
+import { EXPERIMENT_FLAGS } from "../../src/cli/experiments/index.js";
 import { main } from "../../src/cli/main.js";
+import { resolveTrainConfig, TRAIN_FLAGS } from "../../src/cli/train/config.js";
 import { METRICS_SCHEMA } from "../../src/cli/train/run.js";
 
 const root = join(__dirname, "..", "..");
@@ -307,6 +310,26 @@ describe("tsjax train", () => {
     );
     expect(p.status).toBe(2);
     expect(p.stderr).toBe("error: tsjax train: --rho must be a number, got 'big'\n");
+  });
+});
+
+describe("documented commands", () => {
+  it("every tsjax command in README.md and docs/results.md parses with the current flags", () => {
+    const text = ["README.md", "docs/results.md"].map((f) => readFileSync(join(root, f), "utf8")).join("\n");
+    // Join shell continuation lines, then take each `npm run tsjax -- ...` command up to a comment.
+    const commands = text
+      .replace(/\\\n\s*/g, " ")
+      .split("\n")
+      .flatMap((l) => [...l.matchAll(/npm run tsjax -- ([^#`\n]+)/g)].map((m) => m[1]!.trim().split(/\s+/)));
+    expect(commands.length).toBeGreaterThanOrEqual(8);
+    for (const [cmd, ...rest] of commands) {
+      if (cmd === "train") resolveTrainConfig(parseFlags("tsjax train", rest, TRAIN_FLAGS));
+      else {
+        expect(cmd).toBe("experiment");
+        expect(["label-noise", "hessian", "m-sharpness"]).toContain(rest[0]);
+        parseFlags("tsjax experiment", rest.slice(1), EXPERIMENT_FLAGS);
+      }
+    }
   });
 });
 

@@ -55,7 +55,14 @@ function parseArgsMessage(e: Error & { code?: string }): string {
   }
 }
 
-/** A positive or non-negative finite number from a flag's text. */
+/**
+ * A positive or non-negative finite number from a flag's text.
+ *
+ * @example
+ * ```ts
+ * numberFlag("tsjax train", "lr", "0.1", 0.1, { min: 0 }); // 0.1
+ * ```
+ */
 export function numberFlag(
   command: string,
   name: string,
@@ -82,7 +89,14 @@ export function numberFlag(
   return v;
 }
 
-/** One of a fixed set of words. */
+/**
+ * One of a fixed set of words.
+ *
+ * @example
+ * ```ts
+ * choiceFlag("tsjax train", "model", "cnn", ["mlp", "cnn"], "mlp"); // "cnn"
+ * ```
+ */
 export function choiceFlag<T extends string>(
   command: string,
   name: string,
@@ -96,7 +110,14 @@ export function choiceFlag<T extends string>(
   return text as T;
 }
 
-/** The help text of a command: usage line and one line per flag. */
+/**
+ * The help text of a command: usage line and one line per flag.
+ *
+ * @example
+ * ```ts
+ * helpText("usage: tsjax train [flags]", TRAIN_FLAGS);
+ * ```
+ */
 export function helpText(usage: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const left = `  --${name}${s.type === "string" ? " <value>" : ""}`;

@@ -56,7 +56,14 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   }
 }
 
-/** Creates the output folder (and parents), or raises a one-line ConfigError naming it. */
+/**
+ * Creates the output folder (and parents), or raises a one-line ConfigError naming it.
+ *
+ * @example
+ * ```ts
+ * ensureDir("runs/sam"); // or a ConfigError naming the folder
+ * ```
+ */
 export function ensureDir(dir: string, flag = "--out"): void {
   try {
     mkdirSync(dir, { recursive: true });

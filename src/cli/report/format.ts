@@ -1,6 +1,13 @@
 /** Text formatting for the terminal: numbers with 4 significant digits, durations, tables. */
 
-/** A loss or accuracy with 4 significant digits (never "0.00" for a small loss). */
+/**
+ * A loss or accuracy with 4 significant digits (never "0.00" for a small loss).
+ *
+ * @example
+ * ```ts
+ * sig4(0.000123456); // "1.235e-4"
+ * ```
+ */
 export function sig4(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   if (v === 0) return "0";
@@ -8,12 +15,26 @@ export function sig4(v: number): string {
   return a >= 1e-3 && a < 1e5 ? String(Number(v.toPrecision(4))) : v.toExponential(3);
 }
 
-/** A percentage with one decimal. */
+/**
+ * A percentage with one decimal.
+ *
+ * @example
+ * ```ts
+ * pct(0.7291); // "72.9%"
+ * ```
+ */
 export function pct(v: number): string {
   return `${(100 * v).toFixed(1)}%`;
 }
 
-/** Seconds as `1m05s` / `12.3s`. */
+/**
+ * Seconds as `1m05s` / `12.3s`.
+ *
+ * @example
+ * ```ts
+ * duration(75); // "1m15s"
+ * ```
+ */
 export function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
   if (seconds < 60) return `${seconds.toFixed(1)}s`;
@@ -39,7 +60,14 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
   return `${[line(header), sep, ...rows.map(line)].join("\n")}\n`;
 }
 
-/** Mean and sample standard deviation (0 for a single value). */
+/**
+ * Mean and sample standard deviation (0 for a single value).
+ *
+ * @example
+ * ```ts
+ * meanStd([1, 2, 3]); // { mean: 2, std: 1 }
+ * ```
+ */
 export function meanStd(xs: readonly number[]): { mean: number; std: number } {
   const n = xs.length;
   if (n === 0) return { mean: Number.NaN, std: Number.NaN };

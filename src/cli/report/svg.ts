@@ -32,7 +32,14 @@ function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
-/** About five round tick values covering `[lo, hi]`. */
+/**
+ * About five round tick values covering `[lo, hi]`.
+ *
+ * @example
+ * ```ts
+ * niceTicks(0.13, 0.87); // [0, 0.2, 0.4, 0.6, 0.8, 1]
+ * ```
+ */
 export function niceTicks(lo: number, hi: number, count = 5, integer = false): number[] {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
   if (hi === lo) {

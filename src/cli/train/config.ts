@@ -182,12 +182,26 @@ export function resolveTrainConfig(flags: Flags): TrainConfig {
   return cfg;
 }
 
-/** Whether an optimizer takes a second (perturbed) gradient. */
+/**
+ * Whether an optimizer takes a second (perturbed) gradient.
+ *
+ * @example
+ * ```ts
+ * isSamFamily("gsam"); // true
+ * ```
+ */
 export function isSamFamily(o: TrainConfig["optimizer"]): boolean {
   return o === "sam" || o === "asam" || o === "gsam" || o === "usam" || o === "looksam";
 }
 
-/** Checks the sizes against the loaded dataset. */
+/**
+ * Checks the sizes against the loaded dataset.
+ *
+ * @example
+ * ```ts
+ * checkSizes(cfg, 60000, 10000); // throws if --train-size > 60000
+ * ```
+ */
 export function checkSizes(cfg: TrainConfig, trainN: number, testN: number): void {
   if (cfg.trainSize > trainN)
     throw new ConfigError(
@@ -204,6 +218,11 @@ export function checkSizes(cfg: TrainConfig, trainN: number, testN: number): voi
 /**
  * On `--resume`: flags given now must agree with the stored run (except runtime-only ones and
  * `--epochs`, the new total), so a resumed run cannot silently change what it computes.
+ *
+ * @example
+ * ```ts
+ * mergeResumed(stored, { epochs: "8", resume: true }).epochs; // 8
+ * ```
  */
 export function mergeResumed(stored: TrainConfig, flags: Flags): TrainConfig {
   const given = resolveTrainConfig({ ...configToFlags(stored), ...flags });
@@ -223,7 +242,14 @@ function flagToKey(flag: string): keyof TrainConfig {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof TrainConfig;
 }
 
-/** The flags that reproduce a config (used to re-validate a stored one). */
+/**
+ * The flags that reproduce a config (used to re-validate a stored one).
+ *
+ * @example
+ * ```ts
+ * resolveTrainConfig(configToFlags(cfg)); // equals cfg
+ * ```
+ */
 export function configToFlags(cfg: TrainConfig): Flags {
   const out: Flags = {};
   for (const [name, spec] of Object.entries(TRAIN_FLAGS)) {
@@ -235,7 +261,14 @@ export function configToFlags(cfg: TrainConfig): Flags {
   return out;
 }
 
-/** The default output folder of a run. */
+/**
+ * The default output folder of a run.
+ *
+ * @example
+ * ```ts
+ * defaultOut(resolveTrainConfig({})); // "runs/mnist-mlp-sgd-s0"
+ * ```
+ */
 export function defaultOut(cfg: TrainConfig): string {
   return `runs/${cfg.dataset}-${cfg.model}-${cfg.optimizer}-s${cfg.seed}`;
 }

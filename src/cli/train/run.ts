@@ -91,6 +91,11 @@ const dataCache = new Map<string, RunData>();
 /**
  * The data of a run, derived from its seed only: the training subset, its symmetric label noise
  * and the test subset. Memoised, so the experiments' runs on one seed share one copy.
+ *
+ * @example
+ * ```ts
+ * const { train, test } = runData(cfg, loadDataset("mnist"));
+ * ```
  */
 export function runData(cfg: TrainConfig, ds: RawDataset): RunData {
   const id = JSON.stringify([
@@ -192,7 +197,14 @@ function writeOutputs(out: string, history: EpochRecord[], cfg: TrainConfig): vo
   );
 }
 
-/** The per-epoch summary table printed at the end of a run. */
+/**
+ * The per-epoch summary table printed at the end of a run.
+ *
+ * @example
+ * ```ts
+ * process.stdout.write(summaryTable(result.history));
+ * ```
+ */
 export function summaryTable(history: readonly EpochRecord[]): string {
   const sam = history.some((r) => r.sam !== null);
   const header = [
@@ -216,7 +228,14 @@ export function summaryTable(history: readonly EpochRecord[]): string {
   return markdownTable(header, rows);
 }
 
-/** Evaluates loss and accuracy over `data` in batches of `batchSize`. */
+/**
+ * Evaluates loss and accuracy over `data` in batches of `batchSize`.
+ *
+ * @example
+ * ```ts
+ * evaluateAll(setup, state, data.test, 1000); // { loss, acc }
+ * ```
+ */
 export function evaluateAll(
   setup: ReturnType<typeof buildSetup>,
   s: StepState,

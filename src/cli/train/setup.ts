@@ -43,7 +43,14 @@ export interface Setup {
   evalLoss(s: StepState): (params: unknown, x: Tensor, y: Tensor) => Tensor;
 }
 
-/** The network `--model` names. */
+/**
+ * The network `--model` names.
+ *
+ * @example
+ * ```ts
+ * buildModel(resolveTrainConfig({ hidden: "64" }), 10).name; // "MLP"
+ * ```
+ */
 export function buildModel(cfg: TrainConfig, numClasses: number): Layer {
   switch (cfg.model) {
     case "mlp":

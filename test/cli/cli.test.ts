@@ -4,7 +4,7 @@
  * one-line message and exit status. `main` runs in-process with captured streams; one test
  * spawns the real executable.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -310,6 +310,39 @@ describe("tsjax train", () => {
     );
     expect(p.status).toBe(2);
     expect(p.stderr).toBe("error: tsjax train: --rho must be a number, got 'big'\n");
+  });
+});
+
+describe("the executable under SIGINT", () => {
+  it("stops after the current step, keeps the last complete epoch and exits 130", async () => {
+    const out = join(tmp(), "sigint");
+    const args = [...TINY.filter((a) => a !== "--quiet"), "--epochs", "50", "--out", out];
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(root, "src/cli/bin.ts"), "train", ...args],
+      { cwd: root },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on("data", (d) => {
+        stdout += d;
+        if (/epoch 2\/50/.test(stdout) && !child.killed) child.kill("SIGINT");
+      });
+      child.on("exit", (c) => resolve(c));
+    });
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted: epoch \d+'s checkpoint and metrics are intact/);
+    const lines = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n");
+    const epoch = Number(/interrupted: epoch (\d+)'s/.exec(stderr)![1]);
+    expect(lines).toHaveLength(epoch);
+    expect(epoch).toBeGreaterThanOrEqual(2);
+    expect(epoch).toBeLessThan(50);
+    // The checkpoint is whole and resumable.
+    expect(
+      (await run(["train", ...TINY, "--epochs", String(epoch + 1), "--out", out, "--resume"])).code,
+    ).toBe(0);
   });
 });
 

@@ -122,7 +122,7 @@ export function helpText(usage: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const left = `  --${name}${s.type === "string" ? " <value>" : ""}`;
     const def = s.default !== undefined ? ` (default ${s.default})` : "";
-    return `${left.padEnd(26)} ${s.help}${def}`;
+    return `${left.padEnd(28)} ${s.help}${def}`;
   });
   return `${usage}\n\n${rows.join("\n")}\n`;
 }

@@ -303,6 +303,9 @@ describe("tsjax train", () => {
     const help = await run(["train", "--help"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--label-noise <value> +fraction of training labels/);
+    const eh = await run(["experiment", "hessian", "--help"]);
+    expect(eh.code).toBe(0);
+    expect(eh.stdout).toMatch(/^usage: tsjax experiment hessian \[flags\]\n[\s\S]*--quick +the small preset/);
     const p = spawnSync(
       process.execPath,
       ["--import", "tsx", join(root, "src/cli/bin.ts"), "train", "--rho", "big"],

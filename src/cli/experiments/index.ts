@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { ConfigError } from "../../core/errors.js";
-import { choiceFlag, type FlagSpecs, type Flags, numberFlag, parseFlags } from "../args.js";
+import { choiceFlag, type FlagSpecs, type Flags, helpText, numberFlag, parseFlags } from "../args.js";
 import { DATASETS } from "../data/datasets.js";
 import { type CliIO, ensureDir, writeFileAtomic } from "../io.js";
 import { duration, markdownTable, meanStd, pct } from "../report/format.js";
@@ -394,6 +394,10 @@ export async function runExperiment(
   const exp = name as Experiment;
   const cmd = `tsjax experiment ${exp}`;
   const f = parseFlags(cmd, argv, EXPERIMENT_FLAGS);
+  if (f.help) {
+    io.stdout.write(helpText(`usage: ${cmd} [flags]`, EXPERIMENT_FLAGS));
+    return 0;
+  }
   const p = resolvePreset(cmd, exp, f);
   const jobs = numberFlag(cmd, "jobs", f.jobs, 2, { integer: true, min: 1, max: 64 });
   const out = typeof f.out === "string" ? f.out : `runs/experiment-${exp}${f.quick ? "-quick" : ""}`;

@@ -9,6 +9,7 @@ import { helpText, parseFlags } from "./args.js";
 import { EXPERIMENTS, EXPERIMENT_FLAGS, runExperiment } from "./experiments/index.js";
 import { workerLoop } from "./experiments/pool.js";
 import type { CliIO } from "./io.js";
+import { pngCopies } from "./report/png.js";
 import { defaultOut, resolveTrainConfig, TRAIN_FLAGS } from "./train/config.js";
 import { runTraining, summaryTable } from "./train/run.js";
 
@@ -43,6 +44,12 @@ async function train(argv: string[], io: CliIO): Promise<number> {
     const where = last ? `epoch ${last.epoch}'s checkpoint and metrics are intact` : "no epoch was completed";
     io.stderr.write(`interrupted: ${where} in ${out} (continue with --resume --out ${out})\n`);
     return 130;
+  }
+  if (flags.png && r.history.length > 0) {
+    const pngs = pngCopies([join(out, "loss.svg"), join(out, "accuracy.svg")]);
+    if (pngs === null)
+      io.stderr.write("--png: no renderer found (install chromium); the SVG plots are written\n");
+    else io.stdout.write(`\nwrote ${pngs.join(", ")}\n`);
   }
   io.stdout.write(
     `\nwrote ${join(out, "metrics.jsonl")}, ${join(out, "checkpoint.safetensors")}, ${join(out, "loss.svg")}, ${join(out, "accuracy.svg")}\n`,

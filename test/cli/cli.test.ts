@@ -14,6 +14,8 @@ import type { CliIO } from "../../src/cli/io.js";
 import { parseFlags } from "../../src/cli/args.js";
 import { EXPERIMENT_FLAGS } from "../../src/cli/experiments/index.js";
 import { main } from "../../src/cli/main.js";
+import { findRenderer, pngCopies } from "../../src/cli/report/png.js";
+import { lineChart } from "../../src/cli/report/svg.js";
 import { resolveTrainConfig, TRAIN_FLAGS } from "../../src/cli/train/config.js";
 import { METRICS_SCHEMA } from "../../src/cli/train/run.js";
 
@@ -313,6 +315,43 @@ describe("tsjax train", () => {
     );
     expect(p.status).toBe(2);
     expect(p.stderr).toBe("error: tsjax train: --rho must be a number, got 'big'\n");
+  });
+});
+
+describe("--png", () => {
+  it.skipIf(findRenderer() === null)("renders a PNG copy of a chart where chromium is installed", () => {
+    const dir = tmp();
+    const svg = join(dir, "chart.svg");
+    writeFileSync(
+      svg,
+      lineChart(
+        [
+          {
+            name: "a",
+            points: [
+              [1, 1],
+              [2, 3],
+            ],
+          },
+        ],
+        { title: "t", xLabel: "x", yLabel: "y" },
+      ),
+    );
+    expect(pngCopies([svg])).toEqual([join(dir, "chart.png")]);
+    const b = readFileSync(join(dir, "chart.png"));
+    expect(b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
+  });
+
+  it("without a renderer, --png is a note, not an error", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = "";
+    try {
+      const r = await run(["train", ...TINY, "--epochs", "1", "--out", join(tmp(), "nopng"), "--png"]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe("--png: no renderer found (install chromium); the SVG plots are written\n");
+    } finally {
+      process.env.PATH = path;
+    }
   });
 });
 

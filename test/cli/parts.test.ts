@@ -112,6 +112,11 @@ describe("reports", () => {
     expect(svg).toContain("SGD &lt;a&amp;b&gt;");
     expect(svg).not.toContain("NaN");
     expect(svg).toContain('stroke-dasharray="5 3"');
+    // Epochs are whole numbers, and so are their ticks.
+    const ticks = [...svg.matchAll(/text-anchor="middle">([^<]+)<\/text>/g)].map((m) => m[1]);
+    expect(ticks).toContain("1");
+    expect(ticks).toContain("2");
+    expect(ticks).not.toContain("1.5");
     const bars = barChart(["a", "b"], [{ label: "0 %", values: [80, 85], errors: [1, 2] }], {
       title: "t",
       xLabel: "x",

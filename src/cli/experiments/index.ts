@@ -9,6 +9,7 @@ import { choiceFlag, type FlagSpecs, type Flags, helpText, numberFlag, parseFlag
 import { DATASETS } from "../data/datasets.js";
 import { type CliIO, ensureDir, writeFileAtomic } from "../io.js";
 import { duration, markdownTable, meanStd, pct } from "../report/format.js";
+import { pngCopies } from "../report/png.js";
 import { barChart, lineChart } from "../report/svg.js";
 import { resolveTrainConfig, type TrainConfig } from "../train/config.js";
 import { Interrupted, runTasks, type Task, type TaskResult } from "./pool.js";
@@ -34,6 +35,7 @@ export const EXPERIMENT_FLAGS: FlagSpecs = {
   dataset: { type: "string", help: `dataset: ${DATASETS.join("|")}` },
   "data-dir": { type: "string", help: "folder with the IDX files" },
   jobs: { type: "string", help: "parallel worker processes", default: "2" },
+  png: { type: "boolean", help: "also write a PNG of the chart (needs chromium installed)" },
   out: { type: "string", help: "output folder", default: "runs/experiment-<name>[-quick]" },
   help: { type: "boolean", help: "show this help" },
 };
@@ -442,6 +444,11 @@ export async function runExperiment(
     `${JSON.stringify({ experiment: exp, command, seconds, preset: p, runs: report.json }, null, 1)}\n`,
   );
   for (const [file, svg] of Object.entries(report.charts)) writeFileAtomic(join(out, file), svg);
+  if (f.png) {
+    const pngs = pngCopies(Object.keys(report.charts).map((c) => join(out, c)));
+    if (pngs === null)
+      io.stderr.write("--png: no renderer found (install chromium); the SVG chart is written\n");
+  }
   io.stdout.write(
     `\n${report.markdown}\nwrote ${join(out, "results.md")}, ${join(out, "results.json")}, ${Object.keys(
       report.charts,

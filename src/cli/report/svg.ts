@@ -147,7 +147,12 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     const uniq = [...new Set(xs)].sort((a, b) => a - b);
     xTicks = uniq.length > 0 ? uniq : [1];
   } else
-    xTicks = niceTicks(Math.min(...xs, Number.POSITIVE_INFINITY), Math.max(...xs, Number.NEGATIVE_INFINITY));
+    xTicks = niceTicks(
+      Math.min(...xs, Number.POSITIVE_INFINITY),
+      Math.max(...xs, Number.NEGATIVE_INFINITY),
+      5,
+      xs.every(Number.isInteger),
+    );
   if (!opts.logX && xs.length === 0) xTicks = [0, 1];
   const yTicks = ys.length > 0 ? niceTicks(Math.min(...ys), Math.max(...ys)) : [0, 1];
   const f = frame(

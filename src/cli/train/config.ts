@@ -90,11 +90,21 @@ export const TRAIN_FLAGS: FlagSpecs = {
   },
   resume: { type: "boolean", help: "continue the run in --out from its last checkpoint" },
   quiet: { type: "boolean", help: "no progress output (the summary is still printed)" },
+  png: { type: "boolean", help: "also write PNG copies of the plots (needs chromium installed)" },
   help: { type: "boolean", help: "show this help" },
 };
 
 /** Flags that do not change what is computed, so a resumed run may pass different ones. */
-const RUNTIME_ONLY = new Set(["out", "resume", "quiet", "help", "epochs", "data-dir", "eval-batch-size"]);
+const RUNTIME_ONLY = new Set([
+  "out",
+  "resume",
+  "quiet",
+  "png",
+  "help",
+  "epochs",
+  "data-dir",
+  "eval-batch-size",
+]);
 
 const CMD = "tsjax train";
 

@@ -175,11 +175,12 @@ function writeOutputs(out: string, history: EpochRecord[], cfg: TrainConfig): vo
   const ep = (f: (r: EpochRecord) => number | null) =>
     history.filter((r) => f(r) !== null).map((r) => [r.epoch, f(r)!] as [number, number]);
   const title = `${cfg.dataset} ${cfg.model} ${name}, noise ${pct(cfg.labelNoise)}, n=${cfg.trainSize}`;
+  const trainName = cfg.labelNoise > 0 ? "train (noisy labels)" : "train";
   writeFileAtomic(
     join(out, "loss.svg"),
     lineChart(
       [
-        { name: "train (noisy labels)", points: ep((r) => r.trainLoss) },
+        { name: trainName, points: ep((r) => r.trainLoss) },
         { name: "test", points: ep((r) => r.testLoss), dashed: true },
       ],
       { title: `loss: ${title}`, xLabel: "epoch", yLabel: "cross entropy" },
@@ -189,7 +190,7 @@ function writeOutputs(out: string, history: EpochRecord[], cfg: TrainConfig): vo
     join(out, "accuracy.svg"),
     lineChart(
       [
-        { name: "train (noisy labels)", points: ep((r) => 100 * r.trainAcc) },
+        { name: trainName, points: ep((r) => 100 * r.trainAcc) },
         { name: "test", points: ep((r) => (r.testAcc === null ? null : 100 * r.testAcc)), dashed: true },
       ],
       { title: `accuracy: ${title}`, xLabel: "epoch", yLabel: "accuracy (%)" },

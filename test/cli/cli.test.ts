@@ -196,6 +196,52 @@ describe("tsjax train", () => {
     expect(bytes("cut").equals(bytes("straight"))).toBe(true);
   });
 
+  it("every optimizer and model trains: finite metrics, SAM diagnostics only for sam/asam", async () => {
+    const dir = tmp();
+    const cases: [string, string[]][] = [
+      ["sgd", []],
+      ["adam", []],
+      ["asam", ["--weight-decay", "1e-4"]],
+      ["gsam", ["--schedule", "cosine"]],
+      ["usam", ["--base", "sgd"]],
+      ["looksam", ["--k", "2", "--base", "adam"]],
+      ["sam", ["--m", "10"]],
+      // The reference convolution is slow: a smaller subset for the CNN (later flags win).
+      ["momentum", ["--model", "cnn", "--train-size", "50", "--batch-size", "25", "--test-size", "25"]],
+    ];
+    for (const [opt, extra] of cases) {
+      const out = join(dir, `${opt}-${extra.join("")}`);
+      const r = await run(["train", ...TINY, "--epochs", "2", "--optimizer", opt, ...extra, "--out", out]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const lines = readFileSync(join(out, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      for (const l of lines)
+        for (const k of ["trainLoss", "testLoss", "testAcc"]) expect(Number.isFinite(l[k])).toBe(true);
+      expect(lines[1].sam === null).toBe(!(opt === "sam" || opt === "asam"));
+    }
+    // A cosine schedule spans the stored --epochs, so resuming cannot stretch it.
+    const cos = join(dir, "gsam---schedulecosine");
+    expectUserError(
+      await run([
+        "train",
+        ...TINY,
+        "--epochs",
+        "3",
+        "--optimizer",
+        "gsam",
+        "--schedule",
+        "cosine",
+        "--out",
+        cos,
+        "--resume",
+      ]),
+      /the cosine schedule spans the stored --epochs 2/,
+    );
+  });
+
   it("refuses every bad input with one line and exit status 2", async () => {
     const dir = tmp();
     expectUserError(await run(["train", "--bogus"]), /unknown flag '--bogus'/);

@@ -3,7 +3,7 @@
  * canonical 60k/10k IDX files) and Fashion-MNIST from Debian's `dataset-fashion-mnist` package,
  * plus the seeded subsets, symmetric label noise and preprocessing the experiments use.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import * as np from "../../core/numpy/index.js";
@@ -109,6 +109,19 @@ export function loadDataset(name: DatasetName, dir?: string): RawDataset {
     }
   }
   if (!existsSync(root)) throw new DatasetError(`data folder ${root} does not exist${hint}`, op);
+  // Reuse a load while the files are unchanged (same sizes and modification times).
+  const stamp = Object.values(FILES)
+    .flatMap((f) => [f, `${f}.gz`])
+    .map((f) => {
+      const p = join(root, f);
+      if (!existsSync(p)) return "-";
+      const st = statSync(p);
+      return `${st.size}:${st.mtimeMs}`;
+    })
+    .join(",");
+  const key = `${name}|${root}|${stamp}`;
+  const hit = loaded.get(key);
+  if (hit) return hit;
   const train = loadSplit(root, FILES.trainImages, FILES.trainLabels, op, hint);
   const test = loadSplit(root, FILES.testImages, FILES.testLabels, op, hint);
   if (train.rows !== test.rows || train.cols !== test.cols)
@@ -116,8 +129,13 @@ export function loadDataset(name: DatasetName, dir?: string): RawDataset {
       `train images are ${train.rows}×${train.cols} but test images are ${test.rows}×${test.cols}`,
       op,
     );
-  return { name, train, test, numClasses: 10 };
+  const ds: RawDataset = { name, train, test, numClasses: 10 };
+  if (loaded.size >= 4) loaded.clear();
+  loaded.set(key, ds);
+  return ds;
 }
+
+const loaded = new Map<string, RawDataset>();
 
 /** Model-ready arrays: features `[n, ...featureShape]` as float32 and int32 labels. */
 export interface Prepared {

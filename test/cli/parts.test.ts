@@ -132,7 +132,7 @@ describe("reports", () => {
     expect(std).toBeCloseTo(Math.sqrt(5 / 3), 12);
     expect(meanStd([7])).toEqual({ mean: 7, std: 0 });
     expect(sig4(0.000123456)).toBe("1.235e-4");
-    expect(sig4(2.302585)).toBe("2.303");
+    expect(sig4(12.34567)).toBe("12.35");
   });
 });
 

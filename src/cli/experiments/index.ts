@@ -88,7 +88,7 @@ const PRESETS: Record<Experiment, { quick: Preset; full: Preset }> = {
   },
   "m-sharpness": {
     quick: { ...base, seeds: 2, epochs: 12, trainSize: 1000, batchSize: 50, noise: [0.4], m: [0, 25, 10] },
-    full: { ...fullBase, noise: [0.4], m: [0, 64, 16, 4, 1] },
+    full: { ...fullBase, noise: [0.4], m: [0, 32, 8] },
   },
 };
 

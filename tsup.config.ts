@@ -1,7 +1,7 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" },
+  entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts", "cli/bin": "src/cli/bin.ts" },
   format: ["esm", "cjs"],
   dts: true,
   sourcemap: true,

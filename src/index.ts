@@ -23,6 +23,7 @@ export {
   hvp,
   jacfwd,
   jacrev,
+  jit,
   jvp,
   linearize,
   makeJaxpr,
@@ -30,6 +31,7 @@ export {
   vjp,
   vmap,
   type GradOptions,
+  type JitOptions,
   type VmapOptions,
 } from "./transforms/index.js";
 export { stopGradient } from "./core/primitives/elementwise.js";

@@ -18,7 +18,8 @@ function close(a: Tensor, b: Tensor, rtol: number): void {
   expect(a.shape).toEqual(b.shape);
   const x = a.data();
   const y = b.data();
-  for (let i = 0; i < x.length; i++) expect(Math.abs(x[i]! - y[i]!)).toBeLessThanOrEqual(rtol * (1 + Math.abs(y[i]!)));
+  for (let i = 0; i < x.length; i++)
+    expect(Math.abs(x[i]! - y[i]!)).toBeLessThanOrEqual(rtol * (1 + Math.abs(y[i]!)));
 }
 
 const f = (x: Tensor, w: Tensor) => np.sum(np.tanh(x.mul(w).add(1)).mul(3));

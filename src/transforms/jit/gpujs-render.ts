@@ -211,7 +211,7 @@ class Emitter {
         const u = this.bindTo(`1.0 + ${x}`, indent);
         const d = this.bindTo(`${u} - 1.0`, indent);
         const l = this.log(u, indent);
-        return this.bindTo(`${d} == 0.0 ? ${x} : ${l} * (${x} / ${d})`, indent);
+        return this.bindTo(`${d} == 0.0 ? ${x} : (${u} == Infinity ? ${u} : ${l} * (${x} / ${d}))`, indent);
       }
       case "expm1": {
         // Kahan's expm1: (u - 1) · x / log(u) with u = e^x, for small |x|.

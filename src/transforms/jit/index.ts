@@ -18,7 +18,7 @@ export {
   registerBackend,
   setDefaultBackend,
 } from "./backend.js";
-export { type KernelReport, type LoweredReport } from "./executable.js";
+export type { KernelReport, LoweredReport } from "./executable.js";
 export { jit, type JitOptions, type Jitted } from "./jit.js";
 export type { Kernel, KExpr } from "./kernel-ir.js";
 export { pjit_p } from "./pjit.js";

@@ -7,7 +7,7 @@
  * into the text, since `Math.exp`/`log`/`tanh` there call back into JavaScript per element.
  */
 import type { Affine, BinaryOp, KExpr, Kernel, ReduceOp, UnaryOp } from "./kernel-ir.js";
-import { REDUCE_INIT, kernelHash } from "./kernel-ir.js";
+import { REDUCE_INIT, forEachLoad, kernelHash } from "./kernel-ir.js";
 
 /** Which flavour of gpu.js target the text is for: `"webasm"` avoids `Math.*` transcendentals. */
 export type GpuJsFlavour = "webasm" | "native";
@@ -146,31 +146,63 @@ function indexText(a: Affine, outVars: readonly string[], redVars: readonly stri
   return terms.join(" + ").replace(/\+ -/g, "- ");
 }
 
+/**
+ * Emits one `const` per expression node. Identical node texts within a block share one name (a
+ * textual CSE), which is what makes micro-tiles pay: with several lanes (outputs per thread along
+ * the last axis), loads that do not depend on that axis are emitted once for all lanes.
+ */
 class Emitter {
   readonly lines: string[] = [];
   private n = 0;
+  private memo = new Map<string, string>();
+  /** The current lane: its output index along the last axis is `base + lane`. */
+  lane = 0;
   constructor(
     private readonly outVars: readonly string[],
     private readonly redVars: readonly string[],
     private readonly flavour: GpuJsFlavour,
+    /** Outputs per thread along the last axis (1, or 4 for micro-tiled kernels). */
+    private readonly lanes: number,
   ) {}
+
+  /** Starts a new block (names bound inside a loop are not visible after it). */
+  newBlock(): void {
+    this.memo = new Map();
+  }
 
   private fresh(): string {
     return `t${this.n++}`;
   }
 
   private bindTo(text: string, indent: string): string {
+    const hit = this.memo.get(text);
+    if (hit !== undefined) return hit;
     const name = this.fresh();
     this.lines.push(`${indent}const ${name} = ${text};`);
+    this.memo.set(text, name);
     return name;
   }
 
   /** Expands a polynomial template for input `x`; returns the result's name. */
   private expand(which: "exp" | "log", x: string, indent: string): string {
+    const key = `${which}#${x}`;
+    const hit = this.memo.get(key);
+    if (hit !== undefined) return hit;
     const p = `${this.fresh()}_`;
     for (const line of TEMPLATES[which])
       this.lines.push(indent + line.replace(/\$v\b/g, x).replace(/\$(\w+)/g, `${p}$1`));
+    this.memo.set(key, `${p}out`);
     return `${p}out`;
+  }
+
+  private loadIndex(a: Affine): string {
+    if (this.lanes === 1) return indexText(a, this.outVars, this.redVars);
+    const last = a.out.length - 1;
+    return indexText(
+      { offset: a.offset + a.out[last]! * this.lane, out: a.out, red: a.red },
+      this.outVars,
+      this.redVars,
+    );
   }
 
   private exp(x: string, indent: string): string {
@@ -233,9 +265,9 @@ class Emitter {
       case "const":
         return floatLiteral(e.value);
       case "acc":
-        return "acc";
+        return this.lanes === 1 ? "acc" : `acc${this.lane}`;
       case "load":
-        return this.bindTo(`a${e.arg}[${indexText(e.index, this.outVars, this.redVars)}]`, indent);
+        return this.bindTo(`a${e.arg}[${this.loadIndex(e.index)}]`, indent);
       case "unary":
         return this.unary(e.fn, this.emit(e.x, indent), indent);
       case "binary":
@@ -277,10 +309,30 @@ function simpleUnary(fn: UnaryOp, x: string): string {
 }
 
 /**
+ * Four outputs per thread (a 1×4 micro-tile, returned as `Array(4)`) for reductions on webasm whose
+ * last output axis is a multiple of 4 and whose body reads something independent of that axis
+ * (a matmul's lhs row): those loads are then shared by the four accumulators.
+ */
+function microTileLanes(k: Kernel, flavour: GpuJsFlavour): number {
+  const rank = k.outShape.length;
+  if (flavour !== "webasm" || k.reduction === null || rank === 0 || rank > 3) return 1;
+  if (k.outShape[rank - 1]! % 4 !== 0) return 1;
+  let shared = false;
+  forEachLoad(k.reduction.body, (a) => {
+    if (a.out[rank - 1] === 0) shared = true;
+  });
+  return shared ? 4 : 1;
+}
+
+/**
  * Renders a (coalesced) kernel. Throws {@link RenderDeclined} when gpu.js cannot run it exactly
  * (buffers past 2^24 elements, an index space it cannot split exactly).
  */
-export function renderGpuJs(k: Kernel, flavour: GpuJsFlavour): RenderedKernel {
+export function renderGpuJs(
+  k: Kernel,
+  flavour: GpuJsFlavour,
+  opts: { microTile?: boolean } = {},
+): RenderedKernel {
   const rank = k.outShape.length;
   const outSize = k.outShape.reduce((p, d) => p * d, 1);
   if (outSize > MAX_INDEX || k.argSizes.some((s) => s > MAX_INDEX))
@@ -292,13 +344,16 @@ export function renderGpuJs(k: Kernel, flavour: GpuJsFlavour): RenderedKernel {
   const head: string[] = [];
   let output: number[];
   const thread = ["this.thread.x", "this.thread.y", "this.thread.z"];
+  const lanes = opts.microTile === false ? 1 : microTileLanes(k, flavour);
   if (rank === 0) output = [1];
   else if (rank <= 3) {
     output = [];
     for (let j = 0; j < rank; j++) {
       const d = rank - 1 - j;
-      head.push(`  const o${d} = ${thread[j]};`);
-      output.push(k.outShape[d]!);
+      head.push(
+        j === 0 && lanes > 1 ? `  const o${d} = ${thread[j]} * ${lanes};` : `  const o${d} = ${thread[j]};`,
+      );
+      output.push(j === 0 ? k.outShape[d]! / lanes : k.outShape[d]!);
     }
   } else {
     // x and y are the two innermost axes; z runs over the leading ones, split by exact divisions.
@@ -318,23 +373,33 @@ export function renderGpuJs(k: Kernel, flavour: GpuJsFlavour): RenderedKernel {
     }
     output = [k.outShape[rank - 1]!, k.outShape[rank - 2]!, zSize];
   }
-  const em = new Emitter(outVars, redVars, flavour);
+  const em = new Emitter(outVars, redVars, flavour, lanes);
+  const accs = lanes === 1 ? ["acc"] : Array.from({ length: lanes }, (_, j) => `acc${j}`);
   if (k.reduction) {
     const red = k.reduction;
-    em.lines.push(`  let acc = ${floatLiteral(REDUCE_INIT[red.op])};`);
+    for (const a of accs) em.lines.push(`  let ${a} = ${floatLiteral(REDUCE_INIT[red.op])};`);
     let indent = "  ";
     for (let d = 0; d < redShape.length; d++) {
       em.lines.push(`${indent}for (let r${d} = 0; r${d} < ${redShape[d]}; r${d}++) {`);
       indent += "  ";
     }
-    const v = em.emit(red.body, indent);
-    em.lines.push(`${indent}acc = ${combineText(red.op, "acc", v)};`);
+    em.newBlock();
+    accs.forEach((a, j) => {
+      em.lane = j;
+      const v = em.emit(red.body, indent);
+      em.lines.push(`${indent}${a} = ${combineText(red.op, a, v)};`);
+    });
     for (let d = redShape.length - 1; d >= 0; d--) {
       indent = indent.slice(2);
       em.lines.push(`${indent}}`);
     }
+    em.newBlock();
   }
-  const result = em.emit(k.expr, "  ");
+  const results = accs.map((_, j) => {
+    em.lane = j;
+    return em.emit(k.expr, "  ");
+  });
+  const result = lanes === 1 ? results[0]! : `[${results.join(", ")}]`;
   const name = `k_${kernelHash(k)}`;
   const argNames = k.argSizes.map((_, i) => `a${i}`);
   const source = [

@@ -90,6 +90,26 @@ describe.each(BACKENDS)("kernels [%s]", (_tag, backend) => {
     expect(low.kernels).toHaveLength(1); // the transpose, dot, bias add and relu are one kernel
   });
 
+  it("matmuls with N a multiple of 4 (micro-tiled on webasm), 2D and batched", () => {
+    for (const [m, kk, n, batch] of [
+      [7, 13, 8, 0],
+      [3, 5, 12, 2],
+    ] as const) {
+      const a = iota(batch ? [batch, m, kk] : [m, kk]);
+      const b = iota(batch ? [batch, kk, n] : [kk, n], 0.3);
+      const f = (p: Tensor, q: Tensor) => np.tanh(np.matmul(p, q));
+      const abs = np.matmul(np.abs(a), np.abs(b)).data();
+      const got = j(f)(a, b).data();
+      const want = f(a, b).data();
+      // γ_K for the dot, then tanh (Lipschitz 1, ≤ 4 ulp) on top.
+      for (let i = 0; i < got.length; i++)
+        expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(2 * (kk + 1) * U * abs[i]! + 8 * U);
+      if (typeof backend === "object" && "mode" in backend && backend.mode === "webasm") {
+        expect(j(f).lower(a, b).kernels[0]!.source).toContain("return [");
+      }
+    }
+  });
+
   it("batched dot_general over a transposed batch axis", () => {
     const a = iota([3, 4, 6]);
     const b = iota([6, 3, 5], 0.4);

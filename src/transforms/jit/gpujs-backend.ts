@@ -104,7 +104,15 @@ export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
   const getGpu = (): GpuJsInstance => {
     if (gpu === null) {
       const { GPU } = loadGpuJs();
-      gpu = new GPU(opts.mode ? { mode: opts.mode } : {});
+      try {
+        gpu = new GPU(opts.mode ? { mode: opts.mode } : {});
+      } catch (e) {
+        // gpu.js refuses a mode it cannot run here (e.g. headlessgl without the gl module).
+        throw new ConfigError(
+          `gpu.js cannot run mode ${JSON.stringify(opts.mode)} here: ${(e as Error).message}`,
+          "jit",
+        );
+      }
     }
     return gpu;
   };

@@ -145,6 +145,20 @@ describe("jit backends", () => {
     expect(ok.lower(x, w).backend).toBe("gpu.js:webasm");
   });
 
+  it("headless-gl, when a GL context exists (xvfb-run with gpu.js's optional gl built)", (ctx) => {
+    const jf = jit(f, { backend: { name: "gpu.js", mode: "headlessgl", require: "gpu" } });
+    let low: ReturnType<typeof jf.lower>;
+    try {
+      low = jf.lower(x, w);
+    } catch (e) {
+      // No display or no built `gl` module: gpu.js falls back, and require turns that into an error.
+      if (e instanceof ConfigError) return ctx.skip("no GL context here (needs gl built and xvfb-run -a)");
+      throw e;
+    }
+    expect(low.backend).toBe("gpu.js:headlessgl");
+    close(jf(x, w), f(x, w), 64 * EPS32);
+  });
+
   it("gpu.js cpu mode reports cpu", () => {
     const jf = jit(f, { backend: { name: "gpu.js", mode: "cpu" } });
     expect(jf.lower(x, w).backend).toBe("gpu.js:cpu");
@@ -185,6 +199,26 @@ describe("jit composes with transforms", () => {
     const s = (v: Tensor) => np.sum(np.sin(v).mul(v));
     const d2 = (g: (v: Tensor) => Tensor) => grad((v: Tensor) => np.sum(grad(g)(v)));
     close(d2(jit(s, { backend: "ts" }))(w), d2(s)(w), 64 * EPS32);
+  });
+
+  it("closes over tracers of an enclosing transform (staged per call, not cached)", () => {
+    const xs = np.array([1, 2, 3]);
+    const inner = (wv: Tensor) => jit((v: Tensor) => v.mul(wv).sum(), { backend: "ts" })(xs);
+    expect((grad(inner)(np.array(2)) as Tensor).item()).toBe(6);
+    expect((vmap(inner)(np.array([1, 2])) as Tensor).toArray()).toEqual([6, 12]);
+  });
+
+  it("handles identity, constant and repeated outputs, and no arguments", () => {
+    const v = np.array([1, 2, 3]);
+    expect(jit((a: Tensor) => a, { backend: "ts" })(v).toArray()).toEqual([1, 2, 3]);
+    expect(jit(() => np.array([1, 2]).mul(2), { backend: "ts" })().toArray()).toEqual([2, 4]);
+    expect((jit(() => 3, { backend: "ts" })() as unknown as Tensor).item()).toBe(3); // a number leaf comes back as a weak scalar
+    const [p, q, r] = jit((a: Tensor) => [a, a, a.mul(2)], { backend: "ts" })(v) as Tensor[];
+    expect([p!.toArray(), q!.toArray(), r!.toArray()]).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+      [2, 4, 6],
+    ]);
   });
 
   it("a leaked tracer stays an error", () => {

@@ -144,6 +144,33 @@ describe.each(BACKENDS)("kernels [%s]", (_tag, backend) => {
     expect(j((v: Tensor) => v.sum())(x).item()).toBe((n / 4) * 6);
   });
 
+  it("long reductions over few outputs run in two stages, within (C + P)·ε·Σ|x|", () => {
+    const n = 2 ** 20;
+    const x = Tensor._fromBuffer(
+      [n],
+      "float32",
+      new Float32Array(n).map((_, i) => 1 + Math.sin(i) * 0.5),
+    );
+    const f = (v: Tensor) => np.sqrt(v.mul(v).sum());
+    const low = j(f).lower(x);
+    expect(low.kernels.map((k) => k.outShape)).toEqual([[1024], []]);
+    let exact = 0;
+    let abs = 0;
+    for (const v of x.data()) {
+      exact += v * v;
+      abs += Math.abs(v * v);
+    }
+    // P = C = 1024 partial sums: (C + P)·ε·Σ|x²| for the sum (plus one rounding per square), then
+    // the square root halves the relative error and adds half an ulp.
+    const sumErr = (1024 + 1024 + 1) * U * abs;
+    const got = j(f)(x).item();
+    expect(Math.abs(got - Math.sqrt(exact))).toBeLessThanOrEqual(
+      sumErr / (2 * Math.sqrt(exact)) + 2 * U * Math.sqrt(exact),
+    );
+    const m = (v: Tensor) => v.reshape([4, n / 4]).max(1);
+    expect(j(m)(x).data()).toEqual(m(x).data()); // maxima are exact in any order
+  });
+
   it("log-sum-exp: a max kernel, then a sum kernel with a fused log epilogue", () => {
     const x = iota([6, 10], 0.5);
     const f = (v: Tensor) => {

@@ -107,6 +107,22 @@ describe("jit lower", () => {
     expect(outer(w).toArray()).toEqual(w.mul(2).add(1).mul(6).toArray());
   });
 
+  it("inlines one nested jit called twice with fresh variables", () => {
+    const inner = jit((v: Tensor) => np.sin(v).mul(v));
+    const outer = jit((v: Tensor) => inner(inner(v).add(1)).sub(inner(v)), { backend: "ts" });
+    const plain = (v: Tensor) => {
+      const g = (u: Tensor) => np.sin(u).mul(u);
+      return g(g(v).add(1)).sub(g(v));
+    };
+    // A handful of roundings per element; the kernel may order sums differently from eager.
+    close(outer(w), plain(w), 16 * EPS32);
+    close(
+      grad((v: Tensor) => outer(v).sum())(w) as Tensor,
+      grad((v: Tensor) => plain(v).sum())(w) as Tensor,
+      16 * EPS32,
+    );
+  });
+
   it("eliminates common subexpressions and dead code", () => {
     const g = jit(
       (v: Tensor) => {

@@ -76,7 +76,10 @@ export class Executable {
     if (this.compiledPlan) return this.compiledPlan;
     const optimized = optimize(this.closed);
     const steps = groupKernels(optimized.jaxpr);
-    const kernels = steps.map((s) => (s.kind === "kernel" ? this.backend!.compile(s.kernel) : null));
+    // Backends receive simplified kernels (size-1 axes dropped, mergeable axes merged).
+    const kernels = steps.map((s) =>
+      s.kind === "kernel" ? this.backend!.compile(coalesce(s.kernel)) : null,
+    );
     const lastUse = new Map<Var, number>();
     const readers = new Map<Var, boolean>();
     steps.forEach((s, k) => {

@@ -90,6 +90,41 @@ export function groupKernels(jaxpr: Jaxpr): PlanStep[] {
       cheapView.add(v);
     else if ((uses.get(v) ?? 0) > 1) materialized.add(v);
   }
+  // Decide upfront what building would discover anyway (each discovery restarts grouping):
+  // reductions feed an epilogue only through one elementwise consumer of the same shape, and a
+  // contraction's operands must be buffers or views of buffers.
+  const consumers = new Map<Var, JaxprEqn[]>();
+  for (const eqn of jaxpr.eqns)
+    for (const a of eqn.inputs) if (a instanceof Var) consumers.set(a, [...(consumers.get(a) ?? []), eqn]);
+  const sameShape = (a: readonly number[], b: readonly number[]) =>
+    a.length === b.length && a.every((d, i) => d === b[i]);
+  for (const eqn of jaxpr.eqns) {
+    const cls = classes.get(eqn)!;
+    if (cls === "reduce" || cls === "dot") {
+      const v = eqn.outBinders[0]!;
+      const cs = consumers.get(v) ?? [];
+      const c = cs[0];
+      if (
+        cs.length !== 1 ||
+        classes.get(c!) !== "elementwise" ||
+        !sameShape(c!.outBinders[0]!.aval.shape, v.aval.shape)
+      )
+        materialized.add(v);
+    }
+    if (cls === "dot") {
+      for (let a of eqn.inputs) {
+        // Views fold into the contraction's indices: materialise the first computed value below them.
+        while (
+          a instanceof Var &&
+          !materialized.has(a) &&
+          defs.has(a) &&
+          classes.get(defs.get(a)!) === "view"
+        )
+          a = defs.get(a)!.inputs[0]!;
+        if (a instanceof Var) materialized.add(a);
+      }
+    }
+  }
 
   for (;;) {
     try {

@@ -49,7 +49,15 @@ export type BackendOption =
 
 const registry = new Map<string, (opts: Record<string, unknown>) => KernelBackend>();
 
-/** Registers a named backend factory (`jit(f, { backend: name })`); the last registration wins. */
+/**
+ * Registers a named backend factory (`jit(f, { backend: name })`); the last registration wins.
+ *
+ * @example
+ * ```ts
+ * registerBackend("mine", () => ({ name: "mine", compile: (k) => myCompile(k) }));
+ * jit(f, { backend: "mine" });
+ * ```
+ */
 export function registerBackend(
   name: string,
   factory: (opts: Record<string, unknown>) => KernelBackend,

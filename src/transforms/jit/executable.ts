@@ -6,7 +6,7 @@
  */
 import { allocate } from "../../core/dtype.js";
 import { type Atom, type ClosedJaxpr, Lit, type Var, evalJaxpr } from "../../core/jaxpr.js";
-import { Tensor } from "../../core/tensor.js";
+import { Tensor, avalToString } from "../../core/tensor.js";
 import {
   type BackendOption,
   type CompiledKernel,
@@ -40,6 +40,8 @@ export interface LoweredReport {
   kernels: KernelReport[];
   /** Primitives run through their CPU reference implementation. */
   escapes: string[];
+  /** The plan, one line per step: `kernel k_… f32[128,512] ← 2 inputs (fused …)` or `escape argmax`. */
+  plan: string[];
   /**
    * Where the program ran: `"reference"`, or the runtimes its kernels ran on (e.g. `"gpu.js:webasm"`),
    * plus `"+reference escapes"` when some equations ran on the CPU implementations.
@@ -172,6 +174,7 @@ export class Executable {
         stagedJaxpr: this.closed.toString(),
         kernels: [],
         escapes: [],
+        plan: ["interpret the staged jaxpr"],
         backend: "reference",
       };
     }
@@ -179,9 +182,11 @@ export class Executable {
     if (!this.hasRun) runOnce();
     const kernels: KernelReport[] = [];
     const escapes: string[] = [];
+    const lines: string[] = [];
     plan.steps.forEach((s, k) => {
       if (s.kind === "escape") {
         escapes.push(s.eqn.prim.name);
+        lines.push(`escape ${s.eqn.prim.name}`);
         return;
       }
       const c = plan.kernels[k]!;
@@ -195,6 +200,9 @@ export class Executable {
         }
       }
       const name = /^function (k_[0-9a-f]+)/.exec(source)?.[1] ?? "k_?";
+      lines.push(
+        `kernel ${name} ${avalToString(s.output.aval)} <- ${s.inputs.length} inputs on ${c.ranOn} (fused ${[...new Set(s.fused)].join(", ") || "copy"})`,
+      );
       kernels.push({
         name,
         outShape: s.kernel.outShape,
@@ -212,6 +220,7 @@ export class Executable {
       stagedJaxpr: this.closed.toString(),
       kernels,
       escapes,
+      plan: lines,
       backend,
     };
   }

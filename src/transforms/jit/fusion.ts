@@ -75,21 +75,6 @@ export function groupKernels(jaxpr: Jaxpr): PlanStep[] {
 
   const materialized = new Set<Var>([...jaxpr.constBinders, ...jaxpr.inBinders]);
   for (const a of jaxpr.outs) if (a instanceof Var) materialized.add(a);
-  // Views of buffers (or of literals) are free to recompute, so they stay inlined even when shared.
-  const cheapView = new Set<Var>();
-  for (const eqn of jaxpr.eqns) {
-    const cls = classes.get(eqn)!;
-    if (cls === "escape") {
-      for (const a of eqn.inputs) if (a instanceof Var) materialized.add(a);
-      for (const v of eqn.outBinders) materialized.add(v);
-      continue;
-    }
-    const v = eqn.outBinders[0]!;
-    const src = eqn.inputs[0]!;
-    if (cls === "view" && (src instanceof Lit || materialized.has(src) || cheapView.has(src)))
-      cheapView.add(v);
-    else if ((uses.get(v) ?? 0) > 1) materialized.add(v);
-  }
   // Decide upfront what building would discover anyway (each discovery restarts grouping):
   // reductions feed an epilogue only through one elementwise consumer of the same shape, and a
   // contraction's operands must be buffers or views of buffers.
@@ -126,6 +111,21 @@ export function groupKernels(jaxpr: Jaxpr): PlanStep[] {
     }
   }
 
+  // Views of buffers (or of literals) are free to recompute, so they stay inlined even when shared.
+  const cheapView = new Set<Var>();
+  for (const eqn of jaxpr.eqns) {
+    const cls = classes.get(eqn)!;
+    if (cls === "escape") {
+      for (const a of eqn.inputs) if (a instanceof Var) materialized.add(a);
+      for (const v of eqn.outBinders) materialized.add(v);
+      continue;
+    }
+    const v = eqn.outBinders[0]!;
+    const src = eqn.inputs[0]!;
+    if (cls === "view" && (src instanceof Lit || materialized.has(src) || cheapView.has(src)))
+      cheapView.add(v);
+    else if ((uses.get(v) ?? 0) > 1) materialized.add(v);
+  }
   for (;;) {
     try {
       return buildSteps(jaxpr, defs, classes, materialized);

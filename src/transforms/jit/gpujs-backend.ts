@@ -51,6 +51,9 @@ const KERNEL_CLASS: Record<string, string> = {
   WebGPUKernel: "webgpu",
 };
 
+/** Built kernels kept per backend (programs hold their own; this bounds what retracing accumulates). */
+const MAX_CACHED_KERNELS = 512;
+
 const GPU_RUNTIMES = new Set(["headlessgl", "webgl", "webgl2", "webgpu"]);
 
 /** Whether the runtime gpu.js chose satisfies `require` (`"gpu"` = any GL or WebGPU runtime). */
@@ -137,7 +140,13 @@ export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
       const kernel = coalesce(raw);
       const key = kernelHash(kernel);
       const hit = cache.get(key);
-      if (hit) return hit;
+      if (hit) {
+        // Least recently used first in the Map's order: refresh on a hit, evict from the front.
+        cache.delete(key);
+        cache.set(key, hit);
+        return hit;
+      }
+      if (cache.size >= MAX_CACHED_KERNELS) cache.delete(cache.keys().next().value!);
       const n = sizeOfShape(kernel.outShape);
       let rendered: ReturnType<typeof renderGpuJs>;
       try {

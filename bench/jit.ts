@@ -3,7 +3,7 @@
  * webasm, gpu.js cpu, the kernel-IR evaluator) against eager. Medians of repeated runs; the first
  * call (trace + compile) is reported separately.
  */
-import { type Tensor, grad, jit, nn, numpy as np, random } from "../src/index.js";
+import { type Tensor, grad, jit, nn, numpy as np, optim, random } from "../src/index.js";
 import type { BackendOption } from "../src/transforms/index.js";
 
 function median(xs: number[]): number {
@@ -88,6 +88,13 @@ export function benchJit(): [string, string][] {
     for (const key of Object.keys(p) as (keyof Params)[]) out[key] = p[key].sub(g[key].mul(0.01));
     return out;
   };
+  const samGrad = optim.sam(loss, { rho: 0.05 });
+  const samStep = (p: Params, x: Tensor, y: Tensor): Params => {
+    const g = samGrad(p, x, y) as Params;
+    const out = {} as Params;
+    for (const key of Object.keys(p) as (keyof Params)[]) out[key] = p[key].sub(g[key].mul(0.01));
+    return out;
+  };
   const tEager = time(() => step(params, xs, ys), 3);
   rows.push(["MLP 784-512-512-10 SGD step, B = 128, eager", `${tEager.toFixed(1)} ms`]);
   for (const [tag, backend] of BACKENDS.slice(0, 2)) {
@@ -99,5 +106,16 @@ export function benchJit(): [string, string][] {
       `${t.toFixed(1)} ms (${(t / tEager).toFixed(2)}x eager; first call ${first.toFixed(0)} ms)`,
     ]);
   }
+  const webasm = BACKENDS[0]![1];
+  const jsgd = jit(step, { backend: webasm });
+  jsgd(params, xs, ys);
+  const tSgd = time(() => jsgd(params, xs, ys), 3);
+  const jsam = jit(samStep, { backend: webasm });
+  const firstSam = firstCall(() => jsam(params, xs, ys));
+  const tSam = time(() => jsam(params, xs, ys), 3);
+  rows.push([
+    "MLP SAM step (two gradients), jit [gpu.js webasm]",
+    `${tSam.toFixed(1)} ms (${(tSam / tSgd).toFixed(2)}x the jitted SGD step; first call, trace + compile + run, ${firstSam.toFixed(0)} ms)`,
+  ]);
   return rows;
 }

@@ -119,7 +119,7 @@ export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
     }
     return gpu;
   };
-  /** What gpu.js picks decides whether transcendentals need the polynomial helpers; probe it once. */
+  /** What gpu.js picks decides whether transcendentals need the inline polynomials; probe it once. */
   const getFlavour = (): GpuJsFlavour => {
     if (flavour === null) {
       const probe = getGpu().createKernel("function k_probe(a0) { return a0[this.thread.x] + 1.0; }", {

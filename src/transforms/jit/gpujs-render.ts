@@ -3,8 +3,8 @@
  * `function k_<hash>(a0, a1, …) { … }` string, every shape, stride and loop bound baked in as an
  * integer literal, literal-start literal-bound loops only, integer-only index arithmetic (multiplies
  * and adds; a division only to split a leading axis when it is exact in float32), one `const` per
- * node. On gpu.js's `webasm` target the transcendentals are range-reduced polynomial helpers written
- * into the text, since `Math.exp`/`log`/`tanh` there call back into JavaScript per element.
+ * node. On gpu.js's `webasm` target the transcendentals are range-reduced polynomials expanded
+ * inline, since `Math.exp`/`log`/`tanh` there call back into JavaScript per element.
  */
 import type { Affine, BinaryOp, KExpr, Kernel, ReduceOp, UnaryOp } from "./kernel-ir.js";
 import { REDUCE_INIT, forEachLoad, kernelHash } from "./kernel-ir.js";
@@ -29,10 +29,10 @@ const MAX_INDEX = 2 ** 24;
 
 /** Formats a float literal the way gpu.js types it as a float (always with a point or exponent). */
 export function floatLiteral(v: number): string {
-  if (Number.isNaN(v)) return "(0.0 / 0.0)";
-  if (v === Number.POSITIVE_INFINITY) return "Infinity";
-  if (v === Number.NEGATIVE_INFINITY) return "(-Infinity)";
   const f = Math.fround(v);
+  if (Number.isNaN(f)) return "(0.0 / 0.0)";
+  if (f === Number.POSITIVE_INFINITY) return "Infinity";
+  if (f === Number.NEGATIVE_INFINITY) return "(-Infinity)";
   let s = String(f);
   if (!/[.e]/.test(s)) s += ".0";
   return f < 0 || Object.is(f, -0) ? `(${Object.is(f, -0) ? "-0.0" : s})` : s;

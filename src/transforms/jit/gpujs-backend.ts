@@ -35,7 +35,14 @@ function loadGpuJs(): NonNullable<typeof gpuModule> {
           "gpu.js is not loaded: include gpu-browser.js (global GPU) or run on Node >= 20.16",
           "jit",
         );
-      gpuModule = mod.createRequire(import.meta.url)("gpu.js") as NonNullable<typeof gpuModule>;
+      // The CommonJS build has a module-scoped `require` (and no import.meta.url); in ESM `require`
+      // is missing, or a bundler's shim that throws on dynamic requires.
+      const load = (r: (id: string) => unknown) => r("gpu.js") as NonNullable<typeof gpuModule>;
+      try {
+        gpuModule = load(typeof require === "function" ? require : mod.createRequire(import.meta.url));
+      } catch {
+        gpuModule = load(mod.createRequire(import.meta.url));
+      }
     }
   }
   return gpuModule;

@@ -21,7 +21,7 @@ import { Tensor } from "../../../src/core/tensor.js";
 import "../../../src/index.js"; // installs the Tensor method sugar (astype)
 import { arbTensorOfShape } from "../../../src/testing/arbitraries.js";
 import { type Program, type Step, arbProgram, runProgram } from "../../../src/testing/programs.js";
-import { type BackendOption, jit } from "../../../src/transforms/index.js";
+import { type BackendOption, jit, vmap } from "../../../src/transforms/index.js";
 
 const U = 2 ** -24;
 const C = 8;
@@ -125,6 +125,36 @@ describe("jit on random programs", () => {
           }
         }),
         { numRuns: Number(process.env.JIT_RUNS ?? (tag === "reference" ? 30 : 40)) },
+      );
+    });
+  }
+
+  for (const [tag, backend] of BACKENDS.filter(([t]) => t === "ts" || t === "gpu.js webasm")) {
+    it(`vmap(jit(f)) equals jit(f) per example, bit for bit [${tag}]`, () => {
+      // The batched kernels run the same float32 operations in the same order per example (the
+      // reductions walk the same axis), so no tolerance is needed.
+      const arb = arbProgram({ maxSteps: 5, maxDim: 4 }).chain((p) =>
+        fc.tuple(
+          fc.constant(p),
+          fc.integer({ min: 1, max: 3 }).chain((b) => arbTensorOfShape([b, ...p.shape], { bound: 1.5 })),
+        ),
+      );
+      fc.assert(
+        fc.property(arb, ([p, xs]) => {
+          const jf = jit((v: Tensor) => runProgram(p, v), { backend });
+          const batched = vmap(jf)(xs) as Tensor;
+          const size = p.shape.reduce((a, d) => a * d, 1);
+          const rows = Array.from({ length: xs.shape[0]! }, (_, i) =>
+            jf(Tensor._fromBuffer(p.shape, "float32", xs.data().slice(i * size, (i + 1) * size))).data(),
+          );
+          const got = batched.data();
+          const per = rows[0]!.length;
+          rows.forEach((r, i) => {
+            for (let k = 0; k < per; k++)
+              expect(Object.is(got[i * per + k], r[k]) || got[i * per + k] === r[k]).toBe(true);
+          });
+        }),
+        { numRuns: 25 },
       );
     });
   }

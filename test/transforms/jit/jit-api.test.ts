@@ -175,6 +175,16 @@ describe("jit backends", () => {
     close(jf(x, w), f(x, w), 64 * EPS32);
   });
 
+  it("a gpu.js fallback from mode gpu is reported, and fails under require", (ctx) => {
+    const low = jit(f, { backend: { name: "gpu.js", mode: "gpu" } }).lower(x, w);
+    if (low.backend !== "gpu.js:webasm" && low.backend !== "gpu.js:cpu")
+      return ctx.skip(`a GPU runtime ran here (${low.backend})`);
+    expect(low.kernels[0]!.fallbackReason).toMatch(/instead of the requested gpu/);
+    expect(() => jit(f, { backend: { name: "gpu.js", mode: "gpu", require: "gpu" } })(x, w)).toThrow(
+      ConfigError,
+    );
+  });
+
   it("gpu.js cpu mode reports cpu", () => {
     const jf = jit(f, { backend: { name: "gpu.js", mode: "cpu" } });
     expect(jf.lower(x, w).backend).toBe("gpu.js:cpu");

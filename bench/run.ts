@@ -4,6 +4,7 @@
  * with the jit issue, which is where the speed targets live.
  */
 import { type Tensor, grad, makeJaxpr, nn, numpy as np, optim, random } from "../src/index.js";
+import { benchJit } from "./jit.js";
 import { benchTree } from "./tree.js";
 
 function median(xs: number[]): number {
@@ -61,6 +62,7 @@ const m = random.normal(random.key(3), [512, 512]);
 const tMat = time(() => np.matmul(m, m), 3, 1);
 rows.push(["matmul 512² fp32 (reference CPU kernel)", `${((2 * 512 ** 3) / (tMat * 1e6)).toFixed(2)} GFLOP/s`]);
 for (const r of benchTree()) rows.push([r.name, `${r.us.toFixed(2)} µs`]);
+rows.push(...benchJit());
 
 const w = Math.max(...rows.map((r) => r[0].length));
 console.log("tsjax bench (median of repeated runs)\n");

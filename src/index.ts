@@ -25,6 +25,7 @@ export {
   hvp,
   jacfwd,
   jacrev,
+  jit,
   jvp,
   linearize,
   makeJaxpr,
@@ -32,6 +33,7 @@ export {
   vjp,
   vmap,
   type GradOptions,
+  type JitOptions,
   type VmapOptions,
 } from "./transforms/index.js";
 export { stopGradient } from "./core/primitives/elementwise.js";

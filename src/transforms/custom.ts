@@ -27,7 +27,7 @@ import { vmapFlat } from "./vmap.js";
  * Stages `f` at `avals`. Constants that are tracers of enclosing transforms are hoisted into
  * leading inputs: a tracer hidden in params would escape the transforms that own it.
  */
-function stage(
+export function stage(
   f: (...xs: Tensor[]) => Tensor[],
   avals: readonly ShapedArray[],
 ): { call: ClosedJaxpr; hoisted: Tensor[] } {
@@ -61,7 +61,7 @@ function runClosed(call: ClosedJaxpr, args: readonly Tensor[]): Tensor[] {
 }
 
 /** Re-stages `call` vmapped over the given batch dims, with every output batched along axis 0. */
-function batchClosed(
+export function batchClosed(
   call: ClosedJaxpr,
   args: readonly Tensor[],
   dims: readonly BDim[],

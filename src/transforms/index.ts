@@ -7,3 +7,4 @@ export { backwardPass } from "./transpose.js";
 export { vmap, vmapFlat, type VmapOptions } from "./vmap.js";
 export { checkpoint, customJvp, customVjp, type CheckpointOptions, type CustomJvpOptions, type CustomVjpOptions } from "./custom.js";
 export { cond, foriLoop, scan, switchCase, whileLoop, type ScanOptions } from "./control-flow.js";
+export { jit, pjit_p, registerBackend, setDefaultBackend, type BackendOption, type JitOptions, type Jitted, type KernelBackend, type LoweredReport } from "./jit/index.js";

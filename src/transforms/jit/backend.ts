@@ -1,0 +1,113 @@
+/**
+ * The kernel backend interface: a backend turns one kernel-IR kernel into something that runs on
+ * flat float32 buffers. The jit's plan calls compiled kernels in order and never looks inside, so a
+ * new target (the project's own WebAssembly SIMD backend, WebGPU) plugs in as one value.
+ */
+import { ConfigError } from "../../core/errors.js";
+import type { Kernel } from "./kernel-ir.js";
+
+/** A kernel ready to run. */
+export interface CompiledKernel {
+  /**
+   * Computes the kernel on flat row-major inputs. When the backend `reusesOutput`, it writes into
+   * `out` if one is given (the plan passes recycled buffers); otherwise it returns a fresh array.
+   */
+  run(inputs: readonly Float32Array[], out?: Float32Array): Float32Array;
+  /** Where it ran, e.g. `"ts"`, `"gpu.js:webasm"`; filled in after the first run where the target decides late. */
+  readonly ranOn: string;
+  /** Whether `run` honours the `out` argument. */
+  readonly reusesOutput: boolean;
+  /** Why this kernel did not run on the requested target (a fallback), if it did not. */
+  readonly fallbackReason?: string;
+  /** The generated source text, for targets that generate text. */
+  readonly source?: string;
+}
+
+export interface KernelBackend {
+  /** Short name, e.g. `"ts"`, `"gpu.js"`. */
+  readonly name: string;
+  compile(kernel: Kernel): CompiledKernel;
+}
+
+/** `jit`'s `backend` option. */
+export type BackendOption =
+  | "reference"
+  | "ts"
+  | "gpu.js"
+  | KernelBackend
+  | {
+      /** `"gpu.js"`: kernels become gpu.js kernel source text. */
+      name: "gpu.js";
+      /** gpu.js's `mode`; omitted, gpu.js chooses (GL when a context exists, else its CPU paths). */
+      mode?: "cpu" | "webasm" | "gpu" | "headlessgl" | "webgl" | "webgl2" | "webgpu";
+      /**
+       * What must actually run: `"gpu"` (any GL or WebGPU kernel), `"webasm"`, `"cpu"`, ... A kernel
+       * that gpu.js built for anything else raises a ConfigError instead of falling back in silence.
+       */
+      require?: string;
+    };
+
+const registry = new Map<string, (opts: Record<string, unknown>) => KernelBackend>();
+
+/**
+ * Registers a named backend factory (`jit(f, { backend: name })`); the last registration wins.
+ *
+ * @example
+ * ```ts
+ * registerBackend("mine", () => ({ name: "mine", compile: (k) => myCompile(k) }));
+ * jit(f, { backend: "mine" });
+ * ```
+ */
+export function registerBackend(
+  name: string,
+  factory: (opts: Record<string, unknown>) => KernelBackend,
+): void {
+  registry.set(name, factory);
+}
+
+let defaultBackend: BackendOption = "gpu.js";
+
+/**
+ * Sets the backend `jit` uses when none is given (initially `"gpu.js"`, letting gpu.js choose its
+ * runtime).
+ *
+ * @example
+ * ```ts
+ * setDefaultBackend("ts");
+ * ```
+ */
+export function setDefaultBackend(b: BackendOption): void {
+  defaultBackend = b;
+}
+
+export function getDefaultBackend(): BackendOption {
+  return defaultBackend;
+}
+
+const instances = new Map<string, KernelBackend>();
+
+/** A stable text key of a backend option (compiled programs are cached per jaxpr and key). */
+export function backendKey(b: BackendOption): string {
+  if (typeof b === "string") return b;
+  if ("compile" in b) return `custom:${b.name}`;
+  return `gpu.js:${b.mode ?? "auto"}:${b.require ?? ""}`;
+}
+
+/** Resolves an option to a backend (`null` for `"reference"`: run the jaxpr interpreter). */
+export function resolveBackend(b: BackendOption): KernelBackend | null {
+  if (b === "reference") return null;
+  if (typeof b === "object" && "compile" in b) return b;
+  const key = backendKey(b);
+  const cached = instances.get(key);
+  if (cached) return cached;
+  const name = typeof b === "string" ? b : b.name;
+  const factory = registry.get(name);
+  if (!factory)
+    throw new ConfigError(
+      `unknown backend ${JSON.stringify(name)}; known: reference, ${[...registry.keys()].join(", ")}`,
+      "jit",
+    );
+  const inst = factory(typeof b === "string" ? {} : (b as Record<string, unknown>));
+  instances.set(key, inst);
+  return inst;
+}

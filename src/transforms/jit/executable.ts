@@ -1,0 +1,245 @@
+/**
+ * A compiled program: the optimised jaxpr, its plan of kernel and escape steps with their compiled
+ * kernels, and a buffer plan. Buffers are released at their last use; float32 buffers that only
+ * kernels read and write are recycled for later kernels of the same size on backends that write
+ * into a given output. `backend: "reference"` skips all of it and interprets the jaxpr.
+ */
+import { allocate } from "../../core/dtype.js";
+import { type Atom, type ClosedJaxpr, Lit, type Var, evalJaxpr } from "../../core/jaxpr.js";
+import { Tensor, avalToString } from "../../core/tensor.js";
+import {
+  type BackendOption,
+  type CompiledKernel,
+  type KernelBackend,
+  backendKey,
+  resolveBackend,
+} from "./backend.js";
+import { type PlanStep, groupKernels } from "./fusion.js";
+import { RenderDeclined, renderGpuJs } from "./gpujs-render.js";
+import { coalesce } from "./kernel-ir.js";
+import { optimize } from "./passes.js";
+
+/** What `jitted.lower(...)` reports about one kernel. */
+export interface KernelReport {
+  name: string;
+  outShape: readonly number[];
+  /** The primitives fused into it. */
+  fused: readonly string[];
+  /** Its gpu.js kernel source text (also for other backends, to read what would be emitted). */
+  source: string;
+  /** Where it ran (`"gpu.js:webasm"`, `"ts"`, ...); `"not run"` before its first call. */
+  ranOn: string;
+  fallbackReason?: string;
+}
+
+export interface LoweredReport {
+  /** The optimised jaxpr, in JAX's text form. */
+  jaxpr: string;
+  /** The staged jaxpr before the passes. */
+  stagedJaxpr: string;
+  kernels: KernelReport[];
+  /** Primitives run through their CPU reference implementation. */
+  escapes: string[];
+  /** The plan, one line per step: `kernel k_… f32[128,512] ← 2 inputs (fused …)` or `escape argmax`. */
+  plan: string[];
+  /**
+   * Where the program ran: `"reference"`, or the runtimes its kernels ran on (e.g. `"gpu.js:webasm"`),
+   * plus `"+reference escapes"` when some equations ran on the CPU implementations.
+   */
+  backend: string;
+}
+
+interface Compiled {
+  readonly optimized: ClosedJaxpr;
+  readonly steps: readonly PlanStep[];
+  readonly kernels: readonly (CompiledKernel | null)[];
+  /** Per step, the variables whose last read is that step. */
+  readonly releaseAfter: readonly Var[][];
+  /** Buffers safe to recycle (written by a kernel, read only by kernels, not outputs). */
+  readonly recyclable: ReadonlySet<Var>;
+}
+
+export class Executable {
+  private compiledPlan: Compiled | null = null;
+  private readonly backend: KernelBackend | null;
+  private hasRun = false;
+  constructor(
+    readonly closed: ClosedJaxpr,
+    readonly backendOption: BackendOption,
+  ) {
+    this.backend = resolveBackend(backendOption);
+  }
+
+  get key(): string {
+    return backendKey(this.backendOption);
+  }
+
+  private compile(): Compiled {
+    if (this.compiledPlan) return this.compiledPlan;
+    const optimized = optimize(this.closed);
+    const steps = groupKernels(optimized.jaxpr);
+    // Backends receive simplified kernels (size-1 axes dropped, mergeable axes merged).
+    const kernels = steps.map((s) =>
+      s.kind === "kernel" ? this.backend!.compile(coalesce(s.kernel)) : null,
+    );
+    const lastUse = new Map<Var, number>();
+    const readers = new Map<Var, boolean>();
+    steps.forEach((s, k) => {
+      const ins = s.kind === "kernel" ? s.inputs : s.eqn.inputs.filter((a): a is Var => !(a instanceof Lit));
+      for (const v of ins) {
+        lastUse.set(v, k);
+        if (s.kind !== "kernel") readers.set(v, false);
+        else if (!readers.has(v)) readers.set(v, true);
+      }
+    });
+    const outs = new Set(optimized.jaxpr.outs.filter((a): a is Var => !(a instanceof Lit)));
+    const releaseAfter: Var[][] = steps.map(() => []);
+    for (const [v, k] of lastUse) if (!outs.has(v)) releaseAfter[k]!.push(v);
+    const recyclable = new Set<Var>();
+    steps.forEach((s, k) => {
+      if (
+        s.kind === "kernel" &&
+        kernels[k]!.reusesOutput &&
+        s.output.aval.dtype === "float32" &&
+        !outs.has(s.output) &&
+        readers.get(s.output) === true
+      )
+        recyclable.add(s.output);
+    });
+    this.compiledPlan = { optimized, steps, kernels, releaseAfter, recyclable };
+    return this.compiledPlan;
+  }
+
+  /** Runs the program on concrete arguments (constants are bound from the closed jaxpr). */
+  run(args: readonly Tensor[]): Tensor[] {
+    if (this.backend === null) return evalJaxpr(this.closed.jaxpr, this.closed.consts, args);
+    const plan = this.compile();
+    const env = new Map<Var, Tensor>();
+    const j = plan.optimized.jaxpr;
+    j.constBinders.forEach((v, i) => env.set(v, plan.optimized.consts[i]!));
+    j.inBinders.forEach((v, i) => env.set(v, args[i]!));
+    const read = (a: Atom): Tensor => (a instanceof Lit ? a.value : env.get(a)!);
+    const pool = new Map<number, Float32Array[]>();
+    const f32Cache = new Map<Var, Float32Array>();
+    const asF32 = (v: Var): Float32Array => {
+      const buf = env.get(v)!._buf!;
+      if (buf instanceof Float32Array) return buf;
+      let c = f32Cache.get(v);
+      if (c === undefined) {
+        c = Float32Array.from(buf);
+        f32Cache.set(v, c);
+      }
+      return c;
+    };
+    plan.steps.forEach((step, k) => {
+      if (step.kind === "escape") {
+        const { prim, params } = step.eqn;
+        const ins = step.eqn.inputs.map(read);
+        const outAvals = prim.abstractEval(
+          ins.map((t) => t.aval),
+          params,
+        );
+        const outs = prim.impl(ins, params, outAvals);
+        step.eqn.outBinders.forEach((v, i) => env.set(v, outs[i]!));
+      } else {
+        const compiled = plan.kernels[k]!;
+        const aval = step.output.aval;
+        const n = aval.shape.reduce((p, d) => p * d, 1);
+        const recycled = plan.recyclable.has(step.output) ? pool.get(n)?.pop() : undefined;
+        const result = compiled.run(step.inputs.map(asF32), recycled);
+        const buf = aval.dtype === "float32" ? result : allocate(aval.dtype, n);
+        if (buf !== result) for (let i = 0; i < n; i++) buf[i] = result[i]!;
+        env.set(step.output, Tensor._fromBuffer(aval.shape, aval.dtype, buf, aval.weakType));
+      }
+      for (const v of plan.releaseAfter[k]!) {
+        if (plan.recyclable.has(v)) {
+          const b = env.get(v)!._buf as Float32Array;
+          const list = pool.get(b.length) ?? [];
+          list.push(b);
+          pool.set(b.length, list);
+        }
+        env.delete(v);
+        f32Cache.delete(v);
+      }
+    });
+    this.hasRun = true;
+    return j.outs.map(read);
+  }
+
+  /** The report `jitted.lower(...)` returns; `runOnce` runs the program first so runtimes are known. */
+  report(runOnce: () => void): LoweredReport {
+    if (this.backend === null) {
+      return {
+        jaxpr: this.closed.toString(),
+        stagedJaxpr: this.closed.toString(),
+        kernels: [],
+        escapes: [],
+        plan: ["interpret the staged jaxpr"],
+        backend: "reference",
+      };
+    }
+    const plan = this.compile();
+    if (!this.hasRun) runOnce();
+    const kernels: KernelReport[] = [];
+    const escapes: string[] = [];
+    const lines: string[] = [];
+    plan.steps.forEach((s, k) => {
+      if (s.kind === "escape") {
+        escapes.push(s.eqn.prim.name);
+        lines.push(`escape ${s.eqn.prim.name}`);
+        return;
+      }
+      const c = plan.kernels[k]!;
+      let source = c.source;
+      if (source === undefined) {
+        try {
+          source = renderGpuJs(coalesce(s.kernel), "webasm").source;
+        } catch (e) {
+          if (!(e instanceof RenderDeclined)) throw e;
+          source = `// gpu.js declined: ${e.message}`;
+        }
+      }
+      const name = /^function (k_[0-9a-f]+)/.exec(source)?.[1] ?? "k_?";
+      lines.push(
+        `kernel ${name} ${avalToString(s.output.aval)} <- ${s.inputs.length} inputs on ${c.ranOn} (fused ${[...new Set(s.fused)].join(", ") || "copy"})`,
+      );
+      kernels.push({
+        name,
+        outShape: s.kernel.outShape,
+        fused: s.fused,
+        source,
+        ranOn: c.ranOn,
+        ...(c.fallbackReason ? { fallbackReason: c.fallbackReason } : {}),
+      });
+    });
+    const runtimes = [...new Set(kernels.map((k) => k.ranOn))];
+    let backend = runtimes.length ? runtimes.join("+") : "reference";
+    if (escapes.length && runtimes.length) backend += "+reference escapes";
+    return {
+      jaxpr: plan.optimized.toString(),
+      stagedJaxpr: this.closed.toString(),
+      kernels,
+      escapes,
+      plan: lines,
+      backend,
+    };
+  }
+}
+
+const executables = new WeakMap<ClosedJaxpr, Map<string, Executable>>();
+
+/** The executable of a closed jaxpr on a backend, built once per (jaxpr, backend). */
+export function executableFor(closed: ClosedJaxpr, backend: BackendOption): Executable {
+  let m = executables.get(closed);
+  if (m === undefined) {
+    m = new Map();
+    executables.set(closed, m);
+  }
+  const key = backendKey(backend);
+  let e = m.get(key);
+  if (e === undefined) {
+    e = new Executable(closed, backend);
+    m.set(key, e);
+  }
+  return e;
+}

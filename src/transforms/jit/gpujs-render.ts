@@ -1,0 +1,413 @@
+/**
+ * Renders a kernel-IR kernel as gpu.js kernel source text (shared/GPUJS.md D2): one
+ * `function k_<hash>(a0, a1, …) { … }` string, every shape, stride and loop bound baked in as an
+ * integer literal, literal-start literal-bound loops only, integer-only index arithmetic (multiplies
+ * and adds; a division only to split a leading axis when it is exact in float32), one `const` per
+ * node. On gpu.js's `webasm` target the transcendentals are range-reduced polynomials expanded
+ * inline, since `Math.exp`/`log`/`tanh` there call back into JavaScript per element.
+ */
+import type { Affine, BinaryOp, KExpr, Kernel, ReduceOp, UnaryOp } from "./kernel-ir.js";
+import { REDUCE_INIT, forEachLoad, kernelHash } from "./kernel-ir.js";
+
+/** Which flavour of gpu.js target the text is for: `"webasm"` avoids `Math.*` transcendentals. */
+export type GpuJsFlavour = "webasm" | "native";
+
+/** Why a kernel cannot be rendered faithfully for gpu.js (the plan then runs it elsewhere). */
+export class RenderDeclined extends Error {}
+
+export interface RenderedKernel {
+  name: string;
+  source: string;
+  /** gpu.js's `output` (x fastest). */
+  output: number[];
+  argNames: string[];
+  loopMaxIterations: number;
+}
+
+/** Above 2^24 float32 index arithmetic stops being exact, so larger buffers are declined. */
+const MAX_INDEX = 2 ** 24;
+
+/** Formats a float literal the way gpu.js types it as a float (always with a point or exponent). */
+export function floatLiteral(v: number): string {
+  const f = Math.fround(v);
+  if (Number.isNaN(f)) return "(0.0 / 0.0)";
+  if (f === Number.POSITIVE_INFINITY) return "Infinity";
+  if (f === Number.NEGATIVE_INFINITY) return "(-Infinity)";
+  let s = String(f);
+  if (!/[.e]/.test(s)) s += ".0";
+  return f < 0 || Object.is(f, -0) ? `(${Object.is(f, -0) ? "-0.0" : s})` : s;
+}
+
+/*
+ * The polynomial transcendentals, as statement templates expanded in place (gpu.js's webasm front
+ * end rejects locals initialised from a helper function's parameter, so there are no helper
+ * functions). `$v` is the input, `$name` a local made unique per expansion, `$out` the result.
+ * Coefficients are Cephes' expf, logf and tanhf; 2^n and a float's exponent are found by
+ * comparisons and exact power-of-two scalings, since gpu.js's subset has no bit casts.
+ */
+const POW2_STEPS = [64, 64, 32, 16, 8, 4, 2, 1];
+
+function expTemplate(): string[] {
+  const lines = [
+    "const $x = Math.min(Math.max($v, -87.33654), 88.72283);",
+    "const $n = Math.floor($x * 1.442695 + 0.5);",
+    "const $r = $x - $n * 0.693359375 + $n * 0.00021219444;",
+    "let $p = (((((0.00019875691 * $r + 0.0013981999) * $r + 0.008333452) * $r + 0.041665796) * $r + 0.16666666) * $r + 0.5) * $r * $r + $r + 1.0;",
+    "let $m = Math.abs($n);",
+    "const $neg = $n < 0.0;",
+  ];
+  for (const k of POW2_STEPS) {
+    lines.push(
+      `if ($m >= ${k}.0) { $p = $p * ($neg ? ${floatLiteral(2 ** -k)} : ${floatLiteral(2 ** k)}); $m = $m - ${k}.0; }`,
+    );
+  }
+  lines.push("const $out = $v > 88.72283 ? Infinity : ($v < -87.33654 ? 0.0 : $p);");
+  return lines;
+}
+
+function logTemplate(): string[] {
+  const lines = ["let $m = $v;", "let $e = 0.0;"];
+  for (const k of POW2_STEPS)
+    lines.push(
+      `if ($m < ${floatLiteral(2 ** (1 - k))}) { $m = $m * ${floatLiteral(2 ** k)}; $e = $e - ${k}.0; }`,
+    );
+  for (const k of POW2_STEPS.slice(1))
+    lines.push(
+      `if ($m >= ${floatLiteral(2 ** k)}) { $m = $m * ${floatLiteral(2 ** -k)}; $e = $e + ${k}.0; }`,
+    );
+  lines.push(
+    "if ($m > 1.4142135) { $m = $m * 0.5; $e = $e + 1.0; }",
+    "const $f = $m - 1.0;",
+    "const $z = $f * $f;",
+    "let $y = ((((((((0.070376836 * $f - 0.1151461) * $f + 0.11676999) * $f - 0.12420141) * $f + 0.14249323) * $f - 0.16668057) * $f + 0.20000714) * $f - 0.24999994) * $f + 0.3333333) * $f * $z;",
+    "$y = $y - 0.00021219444 * $e;",
+    "$y = $y - 0.5 * $z;",
+    "const $r = $f + $y + 0.693359375 * $e;",
+    "const $out = $v > 0.0 ? ($v < Infinity ? $r : $v) : ($v == 0.0 ? (-Infinity) : (0.0 / 0.0));",
+  );
+  return lines;
+}
+
+const TEMPLATES: Record<"exp" | "log", string[]> = { exp: expTemplate(), log: logTemplate() };
+
+const INFIX: Partial<Record<BinaryOp, string>> = { add: "+", sub: "-", mul: "*", div: "/" };
+const COMPARE: Partial<Record<BinaryOp, string>> = {
+  eq: "==",
+  ne: "!=",
+  lt: "<",
+  le: "<=",
+  gt: ">",
+  ge: ">=",
+};
+
+function binaryText(fn: BinaryOp, a: string, b: string): string {
+  const infix = INFIX[fn];
+  if (infix) return `(${a} ${infix} ${b})`;
+  const cmp = COMPARE[fn];
+  if (cmp) return `(${a} ${cmp} ${b} ? 1.0 : 0.0)`;
+  switch (fn) {
+    case "max":
+      return `Math.max(${a}, ${b})`;
+    case "min":
+      return `Math.min(${a}, ${b})`;
+    case "pow":
+      return `Math.pow(${a}, ${b})`;
+    case "and": // bool lanes hold exactly 0 or 1
+      return `(${a} * ${b})`;
+    case "or":
+      return `Math.max(${a}, ${b})`;
+    default:
+      throw new RenderDeclined(`no gpu.js text for ${fn}`);
+  }
+}
+
+function combineText(op: ReduceOp, acc: string, v: string): string {
+  switch (op) {
+    case "sum":
+      return `${acc} + ${v}`;
+    case "prod":
+      return `${acc} * ${v}`;
+    case "max":
+      return `Math.max(${acc}, ${v})`;
+    case "min":
+      return `Math.min(${acc}, ${v})`;
+  }
+}
+
+function indexText(a: Affine, outVars: readonly string[], redVars: readonly string[]): string {
+  const terms: string[] = [];
+  a.out.forEach((c, d) => {
+    if (c !== 0) terms.push(c === 1 ? outVars[d]! : `${outVars[d]} * ${c}`);
+  });
+  a.red.forEach((c, d) => {
+    if (c !== 0) terms.push(c === 1 ? redVars[d]! : `${redVars[d]} * ${c}`);
+  });
+  if (a.offset !== 0 || terms.length === 0) terms.push(String(a.offset));
+  return terms.join(" + ").replace(/\+ -/g, "- ");
+}
+
+/**
+ * Emits one `const` per expression node. Identical node texts within a block share one name (a
+ * textual CSE), which is what makes micro-tiles pay: with several lanes (outputs per thread along
+ * the last axis), loads that do not depend on that axis are emitted once for all lanes.
+ */
+class Emitter {
+  readonly lines: string[] = [];
+  private n = 0;
+  private memo = new Map<string, string>();
+  /** The current lane: its output index along the last axis is `base + lane`. */
+  lane = 0;
+  constructor(
+    private readonly outVars: readonly string[],
+    private readonly redVars: readonly string[],
+    private readonly flavour: GpuJsFlavour,
+    /** Outputs per thread along the last axis (1, or 4 for micro-tiled kernels). */
+    private readonly lanes: number,
+  ) {}
+
+  /** Starts a new block (names bound inside a loop are not visible after it). */
+  newBlock(): void {
+    this.memo = new Map();
+  }
+
+  private fresh(): string {
+    return `t${this.n++}`;
+  }
+
+  private bindTo(text: string, indent: string): string {
+    const hit = this.memo.get(text);
+    if (hit !== undefined) return hit;
+    const name = this.fresh();
+    this.lines.push(`${indent}const ${name} = ${text};`);
+    this.memo.set(text, name);
+    return name;
+  }
+
+  /** Expands a polynomial template for input `x`; returns the result's name. */
+  private expand(which: "exp" | "log", x: string, indent: string): string {
+    const key = `${which}#${x}`;
+    const hit = this.memo.get(key);
+    if (hit !== undefined) return hit;
+    const p = `${this.fresh()}_`;
+    for (const line of TEMPLATES[which])
+      this.lines.push(indent + line.replace(/\$v\b/g, x).replace(/\$(\w+)/g, `${p}$1`));
+    this.memo.set(key, `${p}out`);
+    return `${p}out`;
+  }
+
+  private loadIndex(a: Affine): string {
+    if (this.lanes === 1) return indexText(a, this.outVars, this.redVars);
+    const last = a.out.length - 1;
+    return indexText(
+      { offset: a.offset + a.out[last]! * this.lane, out: a.out, red: a.red },
+      this.outVars,
+      this.redVars,
+    );
+  }
+
+  private exp(x: string, indent: string): string {
+    return this.flavour === "webasm" ? this.expand("exp", x, indent) : this.bindTo(`Math.exp(${x})`, indent);
+  }
+
+  private log(x: string, indent: string): string {
+    return this.flavour === "webasm" ? this.expand("log", x, indent) : this.bindTo(`Math.log(${x})`, indent);
+  }
+
+  private unary(fn: UnaryOp, x: string, indent: string): string {
+    switch (fn) {
+      case "exp":
+        return this.exp(x, indent);
+      case "log":
+        return this.log(x, indent);
+      case "tanh": {
+        if (this.flavour !== "webasm") return this.bindTo(`Math.tanh(${x})`, indent);
+        // Cephes tanhf: an odd polynomial below 0.625, else 1 - 2/(e^{2|x|} + 1).
+        const a = this.bindTo(`Math.abs(${x})`, indent);
+        const z = this.bindTo(`${x} * ${x}`, indent);
+        const s = this.bindTo(
+          `((((-0.0057049887 * ${z} + 0.020639088) * ${z} - 0.053739715) * ${z} + 0.13331442) * ${z} - 0.33333282) * ${z} * ${x} + ${x}`,
+          indent,
+        );
+        const ax2 = this.bindTo(`${a} + ${a}`, indent);
+        const e = this.exp(ax2, indent);
+        const w = this.bindTo(`1.0 - 2.0 / (${e} + 1.0)`, indent);
+        return this.bindTo(`${a} < 0.625 ? ${s} : (${x} < 0.0 ? -${w} : ${w})`, indent);
+      }
+      case "logistic": {
+        const nx = this.bindTo(`-${x}`, indent);
+        const e = this.exp(nx, indent);
+        return this.bindTo(`1.0 / (1.0 + ${e})`, indent);
+      }
+      case "log1p": {
+        // Goldberg's log1p: log(u) · x / (u - 1) with u = 1 + x, exact where u rounds to 1.
+        const u = this.bindTo(`1.0 + ${x}`, indent);
+        const d = this.bindTo(`${u} - 1.0`, indent);
+        const l = this.log(u, indent);
+        return this.bindTo(`${d} == 0.0 ? ${x} : (${u} == Infinity ? ${u} : ${l} * (${x} / ${d}))`, indent);
+      }
+      case "expm1": {
+        // Kahan's expm1: (u - 1) · x / log(u) with u = e^x, for small |x|.
+        const u = this.exp(x, indent);
+        const d = this.bindTo(`${u} - 1.0`, indent);
+        const l = this.log(u, indent);
+        return this.bindTo(
+          `${u} == 1.0 ? ${x} : (Math.abs(${x}) < 0.5 ? ${d} * (${x} / ${l}) : ${d})`,
+          indent,
+        );
+      }
+      default:
+        return this.bindTo(simpleUnary(fn, x), indent);
+    }
+  }
+
+  emit(e: KExpr, indent: string): string {
+    switch (e.op) {
+      case "const":
+        return floatLiteral(e.value);
+      case "acc":
+        return this.lanes === 1 ? "acc" : `acc${this.lane}`;
+      case "load":
+        return this.bindTo(`a${e.arg}[${this.loadIndex(e.index)}]`, indent);
+      case "unary":
+        return this.unary(e.fn, this.emit(e.x, indent), indent);
+      case "binary":
+        return this.bindTo(binaryText(e.fn, this.emit(e.a, indent), this.emit(e.b, indent)), indent);
+      case "select":
+        return this.bindTo(
+          `(${this.emit(e.c, indent)} != 0.0 ? ${this.emit(e.t, indent)} : ${this.emit(e.f, indent)})`,
+          indent,
+        );
+    }
+  }
+}
+
+function simpleUnary(fn: UnaryOp, x: string): string {
+  switch (fn) {
+    case "neg":
+      return `(-${x})`;
+    case "sqrt":
+      return `Math.sqrt(${x})`;
+    case "rsqrt":
+      return `(1.0 / Math.sqrt(${x}))`;
+    case "sin":
+      return `Math.sin(${x})`;
+    case "cos":
+      return `Math.cos(${x})`;
+    case "abs":
+      return `Math.abs(${x})`;
+    case "sign":
+      return `(${x} > 0.0 ? 1.0 : (${x} < 0.0 ? -1.0 : ${x}))`;
+    case "floor":
+      return `Math.floor(${x})`;
+    case "ceil":
+      return `Math.ceil(${x})`;
+    case "not":
+      return `(${x} == 0.0 ? 1.0 : 0.0)`;
+    default:
+      throw new RenderDeclined(`no gpu.js text for ${fn}`);
+  }
+}
+
+/**
+ * Four outputs per thread (a 1×4 micro-tile, returned as `Array(4)`) for reductions on webasm whose
+ * last output axis is a multiple of 4 and whose body reads something independent of that axis
+ * (a matmul's lhs row): those loads are then shared by the four accumulators.
+ */
+function microTileLanes(k: Kernel, flavour: GpuJsFlavour): number {
+  const rank = k.outShape.length;
+  if (flavour !== "webasm" || k.reduction === null || rank === 0 || rank > 3) return 1;
+  if (k.outShape[rank - 1]! % 4 !== 0) return 1;
+  let shared = false;
+  forEachLoad(k.reduction.body, (a) => {
+    if (a.out[rank - 1] === 0) shared = true;
+  });
+  return shared ? 4 : 1;
+}
+
+/**
+ * Renders a (coalesced) kernel. Throws {@link RenderDeclined} when gpu.js cannot run it exactly
+ * (buffers past 2^24 elements, an index space it cannot split exactly).
+ */
+export function renderGpuJs(
+  k: Kernel,
+  flavour: GpuJsFlavour,
+  opts: { microTile?: boolean } = {},
+): RenderedKernel {
+  const rank = k.outShape.length;
+  const outSize = k.outShape.reduce((p, d) => p * d, 1);
+  if (outSize > MAX_INDEX || k.argSizes.some((s) => s > MAX_INDEX))
+    throw new RenderDeclined("a buffer exceeds 2^24 elements (float32 index arithmetic)");
+  if (k.argSizes.some((s) => s === 0)) throw new RenderDeclined("an input buffer is empty");
+  const outVars = k.outShape.map((_, d) => `o${d}`);
+  const redShape = k.reduction?.shape ?? [];
+  const redVars = redShape.map((_, d) => `r${d}`);
+  const head: string[] = [];
+  let output: number[];
+  const thread = ["this.thread.x", "this.thread.y", "this.thread.z"];
+  const lanes = opts.microTile === false ? 1 : microTileLanes(k, flavour);
+  if (rank === 0) output = [1];
+  else if (rank <= 3) {
+    output = [];
+    for (let j = 0; j < rank; j++) {
+      const d = rank - 1 - j;
+      head.push(
+        j === 0 && lanes > 1 ? `  const o${d} = ${thread[j]} * ${lanes};` : `  const o${d} = ${thread[j]};`,
+      );
+      output.push(j === 0 ? k.outShape[d]! / lanes : k.outShape[d]!);
+    }
+  } else {
+    // x and y are the two innermost axes; z runs over the leading ones, split by exact divisions.
+    const lead = k.outShape.slice(0, rank - 2);
+    const zSize = lead.reduce((p, d) => p * d, 1);
+    if (zSize >= 2 ** 22)
+      throw new RenderDeclined(`leading index space ${zSize} too large to split exactly in float32`);
+    head.push(
+      `  const o${rank - 1} = this.thread.x;`,
+      `  const o${rank - 2} = this.thread.y;`,
+      "  let q = this.thread.z;",
+    );
+    for (let d = 0; d < lead.length; d++) {
+      const inner = lead.slice(d + 1).reduce((p, s) => p * s, 1);
+      head.push(`  const o${d} = Math.floor((q + 0.5) / ${inner}.0);`);
+      if (d < lead.length - 1) head.push(`  q = q - o${d} * ${inner};`);
+    }
+    output = [k.outShape[rank - 1]!, k.outShape[rank - 2]!, zSize];
+  }
+  const em = new Emitter(outVars, redVars, flavour, lanes);
+  const accs = lanes === 1 ? ["acc"] : Array.from({ length: lanes }, (_, j) => `acc${j}`);
+  if (k.reduction) {
+    const red = k.reduction;
+    for (const a of accs) em.lines.push(`  let ${a} = ${floatLiteral(REDUCE_INIT[red.op])};`);
+    let indent = "  ";
+    for (let d = 0; d < redShape.length; d++) {
+      em.lines.push(`${indent}for (let r${d} = 0; r${d} < ${redShape[d]}; r${d}++) {`);
+      indent += "  ";
+    }
+    em.newBlock();
+    accs.forEach((a, j) => {
+      em.lane = j;
+      const v = em.emit(red.body, indent);
+      em.lines.push(`${indent}${a} = ${combineText(red.op, a, v)};`);
+    });
+    for (let d = redShape.length - 1; d >= 0; d--) {
+      indent = indent.slice(2);
+      em.lines.push(`${indent}}`);
+    }
+    em.newBlock();
+  }
+  const results = accs.map((_, j) => {
+    em.lane = j;
+    return em.emit(k.expr, "  ");
+  });
+  const result = lanes === 1 ? results[0]! : `[${results.join(", ")}]`;
+  const name = `k_${kernelHash(k)}`;
+  const argNames = k.argSizes.map((_, i) => `a${i}`);
+  const source = [
+    `function ${name}(${argNames.join(", ")}) {`,
+    ...head,
+    ...em.lines,
+    `  return ${result};`,
+    "}",
+  ].join("\n");
+  return { name, source, output, argNames, loopMaxIterations: Math.max(1, ...redShape) };
+}

@@ -1,0 +1,226 @@
+/**
+ * The f32 GEMM of the WebAssembly backend, over a {@link WasmHeap}: a pointer-level entry point
+ * for programs whose buffers live in linear memory, and a `Float32Array` convenience that stages
+ * its operands in persistent buffers (grown when too small, never reallocated per call).
+ */
+import { ConfigError, ShapeError } from "../../../core/errors.js";
+import { buildGemmModule, DEFAULT_SHAPE, type MicroKernelShape, scratchLayout } from "./gemm-module.js";
+import type { WasmHeap } from "./heap.js";
+
+/** Cache blocking: KC (depth of a packed block), MC (rows of packed A), NC (columns of packed B). */
+export interface GemmBlocks {
+  kc: number;
+  mc: number;
+  nc: number;
+}
+
+/** KC·NR·4 = 8 KiB of B per micro-panel (L1), MC·KC·4 = 128 KiB of A (L2), KC·NC·4 = 1 MiB of B. */
+export const DEFAULT_BLOCKS: GemmBlocks = { kc: 256, mc: 128, nc: 1024 };
+
+/** Options of {@link WasmGemm.matmul}. */
+export interface MatmulOptions {
+  /** A is given as its transpose, a [K, M] row-major array. */
+  transA?: boolean;
+  /** B is given as its transpose, an [N, K] row-major array. */
+  transB?: boolean;
+  /** Threads to split N over (needs a shared heap and {@link WasmGemm.startThreads}); default 1. */
+  threads?: number;
+  /** Where to write C ([M, N] row-major); a fresh array by default. */
+  out?: Float32Array;
+}
+
+/** A strided operand in linear memory: element (i, j) at byte `ptr + 4·(i·rs + j·cs)`. */
+export interface StridedOperand {
+  ptr: number;
+  rs: number;
+  cs: number;
+}
+
+/** Something that runs part of a GEMM on other threads (see threads.ts). */
+export interface GemmThreadPool {
+  readonly threads: number;
+  /** Runs `gemm` with `args` (the 19 i32 arguments) on every worker for its column range. */
+  run(
+    splits: [number, number][],
+    args: (n0: number, n1: number, scratch: number) => number[],
+    main: () => void,
+  ): void;
+  terminate(): void;
+}
+
+function checkDims(m: number, k: number, n: number): void {
+  for (const [name, v] of [
+    ["M", m],
+    ["K", k],
+    ["N", n],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0)
+      throw new ShapeError(`${name} must be a non-negative integer, got ${v}`, "matmul");
+  }
+}
+
+/**
+ * The GEMM kernel bound to a heap.
+ *
+ * @example
+ * ```ts
+ * const gemm = new WasmGemm(new WasmHeap());
+ * const c = gemm.matmul(a, b, m, k, n); // a: Float32Array(m*k), b: Float32Array(k*n)
+ * ```
+ */
+export class WasmGemm {
+  /** The module bytes (worker threads instantiate the same module on the same memory). */
+  readonly bytes: Uint8Array;
+  readonly module: WebAssembly.Module;
+  private readonly gemmFn: (...args: number[]) => void;
+  /** Scratch per thread: index 0 is the calling thread's. */
+  private readonly scratch: number[] = [];
+  private readonly layout: ReturnType<typeof scratchLayout>;
+  private staging: { ptr: number; bytes: number } | undefined;
+  pool: GemmThreadPool | undefined;
+
+  constructor(
+    readonly heap: WasmHeap,
+    readonly shape: MicroKernelShape = DEFAULT_SHAPE,
+    readonly blocks: GemmBlocks = DEFAULT_BLOCKS,
+  ) {
+    if (blocks.kc < 1 || blocks.mc < 1 || blocks.nc < 1) {
+      throw new ConfigError(`block sizes must be positive, got ${JSON.stringify(blocks)}`, "WasmGemm");
+    }
+    // NC a multiple of NR keeps thread splits and NC blocks on micro-panel boundaries.
+    this.blocks = { ...blocks, nc: Math.ceil(blocks.nc / shape.nr) * shape.nr };
+    this.bytes = buildGemmModule(shape, { shared: heap.shared, maxPages: heap.maxPages });
+    this.module = new WebAssembly.Module(this.bytes);
+    const inst = new WebAssembly.Instance(this.module, { env: { memory: heap.memory } });
+    this.gemmFn = inst.exports.gemm as (...args: number[]) => void;
+    this.layout = scratchLayout(shape, this.blocks);
+    this.scratch.push(heap.alloc(this.layout.total));
+  }
+
+  /** Scratch block of thread `t` (allocated on first use). */
+  scratchFor(t: number): number {
+    while (this.scratch.length <= t) this.scratch.push(this.heap.alloc(this.layout.total));
+    return this.scratch[t]!;
+  }
+
+  /** The 19 arguments of the wasm `gemm` for a column range and a scratch block. */
+  private args(
+    m: number,
+    n: number,
+    k: number,
+    a: StridedOperand,
+    b: StridedOperand,
+    c: number,
+    ldc: number,
+    n0: number,
+    n1: number,
+    scratch: number,
+  ): number[] {
+    const { kc, mc, nc } = this.blocks;
+    const L = this.layout;
+    return [
+      m,
+      n,
+      k,
+      a.ptr,
+      a.rs,
+      a.cs,
+      b.ptr,
+      b.rs,
+      b.cs,
+      c,
+      ldc,
+      scratch + L.pa,
+      scratch + L.pb,
+      scratch + L.tile,
+      n0,
+      n1,
+      kc,
+      mc,
+      nc,
+    ];
+  }
+
+  /**
+   * C = A·B on operands already in linear memory (byte offsets, strides in elements); C is
+   * [M, N] with row stride `ldc`. With `threads > 1` and a started pool, N is split on NR
+   * boundaries; the result is bitwise the same as with one thread.
+   */
+  gemmPtr(
+    m: number,
+    n: number,
+    k: number,
+    a: StridedOperand,
+    b: StridedOperand,
+    c: number,
+    ldc = n,
+    threads = 1,
+  ): void {
+    checkDims(m, k, n);
+    if (m === 0 || n === 0) return;
+    const pool = this.pool;
+    const t = Math.min(threads, pool ? pool.threads + 1 : 1);
+    // Below ~2 MFLOP the handshake costs more than it saves.
+    if (t <= 1 || 2 * m * n * k < 1 << 21 || n < 2 * this.shape.nr) {
+      this.gemmFn(...this.args(m, n, k, a, b, c, ldc, 0, n, this.scratch[0]!));
+      return;
+    }
+    const nr = this.shape.nr;
+    const panels = Math.ceil(n / nr);
+    const splits: [number, number][] = [];
+    for (let i = 0; i < t; i++) {
+      const p0 = Math.floor((panels * i) / t);
+      const p1 = Math.floor((panels * (i + 1)) / t);
+      splits.push([Math.min(p0 * nr, n), Math.min(p1 * nr, n)]);
+    }
+    for (let i = 0; i < t; i++) this.scratchFor(i);
+    pool!.run(
+      splits.slice(1),
+      (n0, n1, worker) => this.args(m, n, k, a, b, c, ldc, n0, n1, this.scratch[worker + 1]!),
+      () => {
+        const [n0, n1] = splits[0]!;
+        this.gemmFn(...this.args(m, n, k, a, b, c, ldc, n0, n1, this.scratch[0]!));
+      },
+    );
+  }
+
+  /**
+   * C[M,N] = op(A)·op(B) for row-major Float32Arrays: A is [M,K] (or [K,M] with `transA`), B is
+   * [K,N] (or [N,K] with `transB`). Operands are copied into persistent staging memory.
+   */
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    options: MatmulOptions = {},
+  ): Float32Array {
+    checkDims(m, k, n);
+    if (a.length !== m * k)
+      throw new ShapeError(`A has ${a.length} elements, expected M·K = ${m * k}`, "matmul");
+    if (b.length !== k * n)
+      throw new ShapeError(`B has ${b.length} elements, expected K·N = ${k * n}`, "matmul");
+    const out = options.out ?? new Float32Array(m * n);
+    if (out.length !== m * n)
+      throw new ShapeError(`out has ${out.length} elements, expected ${m * n}`, "matmul");
+    if (m === 0 || n === 0) return out;
+    const round = (x: number) => Math.ceil(x / 16) * 16;
+    const need = 4 * (round(a.length) + round(b.length) + round(m * n));
+    if (!this.staging || this.staging.bytes < need) {
+      if (this.staging) this.heap.free(this.staging.ptr);
+      this.staging = { ptr: this.heap.alloc(need), bytes: need };
+    }
+    const pa = this.staging.ptr;
+    const pb = pa + 4 * round(a.length);
+    const pc = pb + 4 * round(b.length);
+    const mem = this.heap.f32();
+    mem.set(a, pa / 4);
+    mem.set(b, pb / 4);
+    const A: StridedOperand = options.transA ? { ptr: pa, rs: 1, cs: m } : { ptr: pa, rs: k, cs: 1 };
+    const B: StridedOperand = options.transB ? { ptr: pb, rs: 1, cs: k } : { ptr: pb, rs: n, cs: 1 };
+    this.gemmPtr(m, n, k, A, B, pc, n, options.threads ?? 1);
+    out.set(this.heap.f32().subarray(pc / 4, pc / 4 + m * n));
+    return out;
+  }
+}

@@ -381,7 +381,7 @@ export class ModuleBuilder {
     return this.funcs.indexOf(f);
   }
 
-  toBytes(): Uint8Array {
+  toBytes(): Uint8Array<ArrayBuffer> {
     const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
     const section = (id: number, payload: number[]) => {
       out.push(id, ...uleb(payload.length));

@@ -48,7 +48,7 @@ function minI32(f: FuncBuilder, a: () => void, b: () => void, tmpA: number, tmpB
 export function buildGemmModule(
   shape: MicroKernelShape,
   memory: { shared: boolean; maxPages: number },
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const { mr: MR, nr: NR, unroll: U } = shape;
   if (NR % 4 !== 0 || MR < 1 || U < 1) throw new Error(`bad micro-kernel shape ${JSON.stringify(shape)}`);
   const NV = NR / 4;

@@ -70,7 +70,7 @@ function checkDims(m: number, k: number, n: number): void {
  */
 export class WasmGemm {
   /** The module bytes (worker threads instantiate the same module on the same memory). */
-  readonly bytes: Uint8Array;
+  readonly bytes: Uint8Array<ArrayBuffer>;
   readonly module: WebAssembly.Module;
   private readonly gemmFn: (...args: number[]) => void;
   /** Scratch per thread: index 0 is the calling thread's. */

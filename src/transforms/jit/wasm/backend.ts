@@ -50,7 +50,14 @@ export class WasmBackend {
   }
 
   /** C[M,N] = op(A)·op(B) (see {@link WasmGemm.matmul}); uses the backend's threads by default. */
-  matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, options: MatmulOptions = {}): Float32Array {
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    options: MatmulOptions = {},
+  ): Float32Array {
     return this.gemm.matmul(a, b, m, k, n, { threads: this.threads, ...options });
   }
 

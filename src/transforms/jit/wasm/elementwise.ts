@@ -274,10 +274,14 @@ function buildModule(order: Expr[], kinds: InnerKind[], memory: { shared: boolea
   return m.toBytes();
 }
 
-/** An input in linear memory: byte offset and shape (broadcast against the output shape). */
+/**
+ * An input in linear memory: byte offset and shape (broadcast against the output shape), and
+ * optionally its strides in elements (row-major by default), e.g. `[1, rows]` for a transpose.
+ */
 export interface PtrInput {
   ptr: number;
   shape: readonly number[];
+  strides?: readonly number[];
 }
 
 /** An input as a Float32Array with its shape. */
@@ -292,16 +296,23 @@ interface Plan {
   strides: number[][];
 }
 
-function plan(outShape: readonly number[], shapes: readonly (readonly number[])[]): Plan {
+function plan(
+  outShape: readonly number[],
+  inputs: readonly { shape: readonly number[]; strides?: readonly number[] }[],
+): Plan {
   const rank = outShape.length;
-  const strides = shapes.map((s, i) => {
-    if (s.length > rank)
+  const strides = inputs.map(({ shape: s, strides: given }, i) => {
+    if (s.length > rank) {
       throw new ShapeError(`input ${i} has rank ${s.length} > output rank ${rank}`, "elementwise");
+    }
+    if (given && (given.length !== s.length || given.some((g) => !Number.isInteger(g) || g < 0))) {
+      throw new ShapeError(`input ${i} strides [${given}] do not fit shape [${s}]`, "elementwise");
+    }
     const st = Array(rank).fill(0);
     let acc = 1;
     for (let d = s.length - 1; d >= 0; d--) {
       const od = d + rank - s.length;
-      if (s[d] === outShape[od]) st[od] = s[d] === 1 ? 0 : acc;
+      if (s[d] === outShape[od]) st[od] = s[d] === 1 ? 0 : given ? given[d]! : acc;
       else if (s[d] !== 1) {
         throw new ShapeError(`input ${i} shape [${s}] does not broadcast to [${outShape}]`, "elementwise");
       }
@@ -381,10 +392,7 @@ export class ElementwiseKernel {
       if (!Number.isInteger(d) || d < 0)
         throw new ShapeError(`bad output shape [${outShape}]`, "elementwise");
     }
-    const { dims, strides } = plan(
-      outShape,
-      inputs.map((x) => x.shape),
-    );
+    const { dims, strides } = plan(outShape, inputs);
     if (dims.includes(0)) return;
     const lead = dims.slice(0, dims.length - RANK);
     const loop = dims.slice(dims.length - RANK);

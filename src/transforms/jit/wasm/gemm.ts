@@ -78,6 +78,8 @@ export class WasmGemm {
   private readonly layout: ReturnType<typeof scratchLayout>;
   private staging: { ptr: number; bytes: number } | undefined;
   pool: GemmThreadPool | undefined;
+  /** Below this many flops (2·M·N·K) a GEMM stays on the calling thread: the handshake costs more. */
+  minThreadFlops = 1 << 21;
 
   constructor(
     readonly heap: WasmHeap,
@@ -160,8 +162,7 @@ export class WasmGemm {
     if (m === 0 || n === 0) return;
     const pool = this.pool;
     const t = Math.min(threads, pool ? pool.threads + 1 : 1);
-    // Below ~2 MFLOP the handshake costs more than it saves.
-    if (t <= 1 || 2 * m * n * k < 1 << 21 || n < 2 * this.shape.nr) {
+    if (t <= 1 || 2 * m * n * k < this.minThreadFlops || n < 2 * this.shape.nr) {
       this.gemmFn(...this.args(m, n, k, a, b, c, ldc, 0, n, this.scratch[0]!));
       return;
     }

@@ -68,7 +68,8 @@ export class GemmWorkerPool implements GemmThreadPool {
 
   /** Starts `workers` threads running `moduleBytes` and waits (blocking) until they are ready. */
   static start(heap: WasmHeap, moduleBytes: Uint8Array, workers: number, timeoutMs = 20_000): GemmWorkerPool {
-    if (!heap.shared) throw new ConfigError("worker threads need a shared heap (shared: true)", "GemmWorkerPool");
+    if (!heap.shared)
+      throw new ConfigError("worker threads need a shared heap (shared: true)", "GemmWorkerPool");
     if (!Number.isInteger(workers) || workers < 1) {
       throw new ConfigError(`workers must be a positive integer, got ${workers}`, "GemmWorkerPool");
     }
@@ -94,7 +95,11 @@ export class GemmWorkerPool implements GemmThreadPool {
     return pool;
   }
 
-  run(splits: [number, number][], args: (n0: number, n1: number, worker: number) => number[], main: () => void): void {
+  run(
+    splits: [number, number][],
+    args: (n0: number, n1: number, worker: number) => number[],
+    main: () => void,
+  ): void {
     if (this.closed) throw new ConfigError("the pool was terminated", "GemmWorkerPool");
     if (splits.length > this.workers.length) {
       throw new ConfigError(`${splits.length} splits for ${this.workers.length} workers`, "GemmWorkerPool");

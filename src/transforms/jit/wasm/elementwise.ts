@@ -19,6 +19,8 @@ import { emitExp, emitLog, emitLogistic, emitTanh, VecEmitter } from "./simd-mat
 export type UnaryOp = "neg" | "abs" | "exp" | "log" | "tanh" | "logistic" | "sqrt";
 export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
 export type CompareOp = "lt" | "le" | "gt" | "ge" | "eq" | "ne";
+/** Reductions over the last axis. */
+export type ReduceKind = "sum" | "max";
 
 /**
  * A node of the expression DAG. Shared sub-expressions (the same object used twice) are computed
@@ -76,6 +78,9 @@ const COMPARE = new Set(["lt", "le", "gt", "ge", "eq", "ne"]);
 
 /** How the innermost (vectorised) dimension reads an input. */
 type InnerKind = "contiguous" | "broadcast" | "strided";
+
+/** Elements per first-level partial sum of a reduction. */
+const CHUNK = 1024;
 
 /** Rank of the generated loop nest; higher ranks are looped over in JavaScript. */
 const RANK = 4;
@@ -176,7 +181,12 @@ function emitExpr(v: VecEmitter, order: Expr[], load: (i: number) => number): nu
  * Module for one DAG and one choice of inner kinds. Export `run(out, d0, d1, d2, d3, …per input:
  * ptr, s0, s1, s2, s3)`: pointers are byte offsets, strides in elements, out is contiguous.
  */
-function buildModule(order: Expr[], kinds: InnerKind[], memory: { shared: boolean; maxPages: number }) {
+function buildModule(
+  order: Expr[],
+  kinds: InnerKind[],
+  memory: { shared: boolean; maxPages: number },
+  reduce: ReduceKind | undefined,
+) {
   const n = kinds.length;
   const m = new ModuleBuilder();
   m.importMemory("env", "memory", { shared: memory.shared, maxPages: memory.maxPages });
@@ -188,6 +198,10 @@ function buildModule(order: Expr[], kinds: InnerKind[], memory: { shared: boolea
   const [i0, i1, i2, j, end4, o] = [0, 1, 2, 3, 4, 5].map(() => f.local(I32));
   const rowPtr = kinds.map(() => f.local(I32));
   const hoisted = kinds.map((k) => (k === "broadcast" ? f.local(V128) : -1));
+  const acc = f.local(V128);
+  const total = f.local(V128);
+  const [jc, jEnd] = [f.local(I32), f.local(I32)];
+  const combine = reduce === "max" ? Simd.f32x4_max : Simd.f32x4_add;
   const body = (tail: boolean) => {
     const v = new VecEmitter(f);
     const load = (i: number): number => {
@@ -226,6 +240,13 @@ function buildModule(order: Expr[], kinds: InnerKind[], memory: { shared: boolea
       return acc;
     };
     const res = emitExpr(v, order, load);
+    if (reduce) {
+      // Tail vectors hold one element in every lane: max may take all four, a sum only lane 0.
+      f.localGet(acc).localGet(res);
+      if (tail && reduce === "sum") f.i32x4Const(-1, 0, 0, 0).simd(Simd.v128_and);
+      f.simd(combine).localSet(acc);
+      return;
+    }
     f.localGet(o).localGet(j).i32Const(2).op(Op.i32_shl).op(Op.i32_add);
     if (tail) f.localGet(res).simdLane(Simd.f32x4_extract_lane, 0).f32Store();
     else f.localGet(res).v128Store();
@@ -253,13 +274,46 @@ function buildModule(order: Expr[], kinds: InnerKind[], memory: { shared: boolea
           if (hoisted[i]! >= 0)
             f.localGet(rowPtr[i]!).simdMem(Simd.v128_load32_splat, 0, 2).localSet(hoisted[i]!);
         });
-        f.forRange(
-          j,
-          () => f.i32Const(0),
-          () => f.localGet(end4),
-          4,
-          () => body(false),
-        );
+        const identity = () => f.f32x4Const(reduce === "max" ? -Infinity : 0);
+        if (reduce) {
+          // Two-level sum: chunks of CHUNK elements into acc, chunk sums into total, so the
+          // rounding error grows like CHUNK/4 + n/CHUNK instead of n/4.
+          identity().localSet(total);
+          f.forRange(
+            jc,
+            () => f.i32Const(0),
+            () => f.localGet(end4),
+            CHUNK,
+            () => {
+              identity().localSet(acc);
+              f.localGet(jc).i32Const(CHUNK).op(Op.i32_add).localSet(jEnd);
+              f.localGet(jEnd)
+                .localGet(end4)
+                .localGet(jEnd)
+                .localGet(end4)
+                .op(Op.i32_lt_s)
+                .op(Op.select)
+                .localSet(jEnd);
+              f.forRange(
+                j,
+                () => f.localGet(jc),
+                () => f.localGet(jEnd),
+                4,
+                () => body(false),
+              );
+              f.localGet(total).localGet(acc).simd(combine).localSet(total);
+            },
+          );
+          f.localGet(total).localSet(acc);
+        } else {
+          f.forRange(
+            j,
+            () => f.i32Const(0),
+            () => f.localGet(end4),
+            4,
+            () => body(false),
+          );
+        }
         f.forRange(
           j,
           () => f.localGet(end4),
@@ -267,7 +321,19 @@ function buildModule(order: Expr[], kinds: InnerKind[], memory: { shared: boolea
           1,
           () => body(true),
         );
-        f.localGet(o).localGet(D[3]!).i32Const(2).op(Op.i32_shl).op(Op.i32_add).localSet(o);
+        if (reduce) {
+          // Horizontal: (l0 ∘ l1) ∘ (l2 ∘ l3), then one f32 per row.
+          const scalar = reduce === "max" ? Op.f32_max : Op.f32_add;
+          const lane = (l: number) => f.localGet(acc).simdLane(Simd.f32x4_extract_lane, l);
+          f.localGet(o);
+          lane(0);
+          lane(1);
+          f.op(scalar);
+          lane(2);
+          lane(3);
+          f.op(scalar).op(scalar).f32Store();
+          f.localGet(o).i32Const(4).op(Op.i32_add).localSet(o);
+        } else f.localGet(o).localGet(D[3]!).i32Const(2).op(Op.i32_shl).op(Op.i32_add).localSet(o);
       }),
     ),
   );
@@ -299,6 +365,7 @@ interface Plan {
 function plan(
   outShape: readonly number[],
   inputs: readonly { shape: readonly number[]; strides?: readonly number[] }[],
+  keepLast = false,
 ): Plan {
   const rank = outShape.length;
   const strides = inputs.map(({ shape: s, strides: given }, i) => {
@@ -324,11 +391,11 @@ function plan(
   let dims: number[] = [];
   let st: number[][] = strides.map(() => []);
   outShape.forEach((size, d) => {
-    if (size === 1) return;
+    if (size === 1 && !(keepLast && d === outShape.length - 1)) return;
     dims.push(size);
     strides.forEach((s, i) => st[i]!.push(s[d]!));
   });
-  for (let d = dims.length - 2; d >= 0; d--) {
+  for (let d = dims.length - (keepLast ? 3 : 2); d >= 0; d--) {
     if (st.every((s) => s[d] === s[d + 1]! * dims[d + 1]!)) {
       dims[d + 1]! *= dims[d]!;
       dims.splice(d, 1);
@@ -355,7 +422,12 @@ export class ElementwiseKernel {
     readonly heap: WasmHeap,
     readonly expr: Expr,
     readonly arity: number,
+    /** Reduce the last axis of the expression's value (sum or max) instead of storing it. */
+    readonly reduce?: ReduceKind,
   ) {
+    if (reduce !== undefined && reduce !== "sum" && reduce !== "max") {
+      throw new ConfigError(`reduce must be "sum" or "max", got ${reduce}`, "elementwise");
+    }
     if (!Number.isInteger(arity) || arity < 0)
       throw new ConfigError(`arity must be a non-negative integer`, "elementwise");
     this.order = topo(expr, arity);
@@ -370,10 +442,12 @@ export class ElementwiseKernel {
     const key = kinds.join(",");
     let fn = this.cache.get(key);
     if (!fn) {
-      const bytes = buildModule(this.order, kinds, {
-        shared: this.heap.shared,
-        maxPages: this.heap.maxPages,
-      });
+      const bytes = buildModule(
+        this.order,
+        kinds,
+        { shared: this.heap.shared, maxPages: this.heap.maxPages },
+        this.reduce,
+      );
       const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
         env: { memory: this.heap.memory },
       });
@@ -383,8 +457,13 @@ export class ElementwiseKernel {
     return fn;
   }
 
-  /** Writes the result (contiguous, row-major `outShape`) at byte offset `out`. */
-  runPtr(out: number, outShape: readonly number[], inputs: readonly PtrInput[]): void {
+  /**
+   * Writes the result (contiguous, row-major) at byte offset `out`. `shape` is the shape the
+   * inputs broadcast to; the result has that shape, or, for a reduction, that shape without its
+   * last axis (reduced).
+   */
+  runPtr(out: number, shape: readonly number[], inputs: readonly PtrInput[]): void {
+    const outShape = shape;
     if (inputs.length !== this.arity) {
       throw new ConfigError(`expected ${this.arity} inputs, got ${inputs.length}`, "elementwise");
     }
@@ -392,8 +471,12 @@ export class ElementwiseKernel {
       if (!Number.isInteger(d) || d < 0)
         throw new ShapeError(`bad output shape [${outShape}]`, "elementwise");
     }
-    const { dims, strides } = plan(outShape, inputs);
-    if (dims.includes(0)) return;
+    if (this.reduce && outShape.length === 0) {
+      throw new ShapeError("a reduction needs at least one axis", "elementwise");
+    }
+    const { dims, strides } = plan(outShape, inputs, this.reduce !== undefined);
+    // An empty reduced axis still writes the identity; any other empty axis writes nothing.
+    if (dims.slice(0, -1).includes(0) || (!this.reduce && dims.includes(0))) return;
     const lead = dims.slice(0, dims.length - RANK);
     const loop = dims.slice(dims.length - RANK);
     const kinds: InnerKind[] = strides.map((s) => {
@@ -401,7 +484,8 @@ export class ElementwiseKernel {
       return inner === 1 ? "contiguous" : inner === 0 ? "broadcast" : "strided";
     });
     const fn = this.fn(kinds);
-    const inner = loop.reduce((a, b) => a * b, 1);
+    // Output elements per 4-d call: the whole block, or its rows for a reduction.
+    const inner = loop.reduce((a, b) => a * b, 1) / (this.reduce ? loop[RANK - 1]! || 1 : 1);
     // Ranks above 4 (after collapsing): loop over the leading indices here.
     const count = lead.reduce((a, b) => a * b, 1);
     const idx = lead.map(() => 0);
@@ -422,7 +506,8 @@ export class ElementwiseKernel {
   }
 
   /** Copies the inputs into persistent staging memory, runs, and returns a fresh result array. */
-  run(inputs: readonly ArrayInput[], outShape: readonly number[]): Float32Array {
+  run(inputs: readonly ArrayInput[], shape: readonly number[]): Float32Array {
+    const outShape = this.reduce ? shape.slice(0, -1) : shape;
     const size = outShape.reduce((a, b) => a * b, 1);
     inputs.forEach((x, i) => {
       const n = x.shape.reduce((a, b) => a * b, 1);
@@ -447,7 +532,7 @@ export class ElementwiseKernel {
       p += 4 * r(x.data.length);
       return { ptr: q, shape: x.shape };
     });
-    this.runPtr(this.staging.ptr, outShape, ptrs);
+    this.runPtr(this.staging.ptr, shape, ptrs);
     const base = this.staging.ptr / 4;
     return this.heap.f32().slice(base, base + size);
   }
@@ -462,4 +547,23 @@ export class ElementwiseKernel {
 /** Compiles `expr` over `arity` inputs on `heap`. */
 export function compileElementwise(heap: WasmHeap, expr: Expr, arity: number): ElementwiseKernel {
   return new ElementwiseKernel(heap, expr, arity);
+}
+
+/**
+ * Compiles a row reduction fused with its elementwise producer: `sum` or `max` over the last
+ * axis of `expr`'s value (e.g. `ew.mul(x, x)` with "sum" is a row-wise sum of squares).
+ *
+ * @example
+ * ```ts
+ * const rowMax = compileReduction(heap, ew.input(0), 1, "max");
+ * rowMax.run([{ data, shape: [rows, cols] }], [rows, cols]); // Float32Array(rows)
+ * ```
+ */
+export function compileReduction(
+  heap: WasmHeap,
+  expr: Expr,
+  arity: number,
+  kind: ReduceKind,
+): ElementwiseKernel {
+  return new ElementwiseKernel(heap, expr, arity, kind);
 }

@@ -1,7 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError, ShapeError } from "../../../../src/core/errors.js";
-import { compileElementwise, type Expr, ew } from "../../../../src/transforms/jit/wasm/elementwise.js";
+import {
+  compileElementwise,
+  compileReduction,
+  type Expr,
+  ew,
+} from "../../../../src/transforms/jit/wasm/elementwise.js";
 import { WasmHeap } from "../../../../src/transforms/jit/wasm/heap.js";
 
 const heap = new WasmHeap();
@@ -335,5 +340,110 @@ describe("wasm elementwise: fused random expressions with broadcasting", () => {
     );
     expect(() => k.run([x, { data: new Float32Array(2), shape: [3] }], [3])).toThrow(ShapeError);
     expect(() => compileElementwise(heap, ew.input(2), 2)).toThrow(/input index 2 out of range/);
+  });
+});
+
+describe("wasm row reductions fused with an elementwise producer", () => {
+  const u = 2 ** -24;
+  const gamma = (n: number) => (n * u) / (1 - n * u);
+  /** Chunks of 1024 summed in 4 lanes, then chunk sums, then the 4 lanes pairwise. */
+  const sumBound = (cols: number) => gamma(1024 / 4 + Math.ceil(cols / 1024) + 3);
+
+  const caseArb = fc.record({
+    rows: fc.integer({ min: 0, max: 6 }),
+    cols: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1000, max: 3000 })),
+    rowBroadcast: fc.boolean(),
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  });
+
+  it("sum of x·y (y a broadcast row or column) is within γ·Σ|x·y| of the float64 sum", () => {
+    const k = compileReduction(heap, ew.mul(ew.input(0), ew.input(1)), 2, "sum");
+    fc.assert(
+      fc.property(caseArb, ({ rows, cols, rowBroadcast, seed }) => {
+        const x = Float32Array.from(
+          fc.sample(fc.float({ min: -4, max: 4, noNaN: true }), { numRuns: rows * cols, seed }),
+        );
+        const yShape = rowBroadcast ? [cols] : [rows, 1];
+        const yLen = rowBroadcast ? cols : rows;
+        const y = Float32Array.from(
+          fc.sample(fc.float({ min: -4, max: 4, noNaN: true }), { numRuns: yLen, seed: seed + 1 }),
+        );
+        const got = k.run(
+          [
+            { data: x, shape: [rows, cols] },
+            { data: y, shape: yShape },
+          ],
+          [rows, cols],
+        );
+        expect(got.length).toBe(rows);
+        for (let r = 0; r < rows; r++) {
+          let exact = 0;
+          let mag = 0;
+          for (let c = 0; c < cols; c++) {
+            const v = f32(x[r * cols + c]! * y[rowBroadcast ? c : r]!);
+            exact += v;
+            mag += Math.abs(v);
+          }
+          expect(Math.abs(got[r]! - exact)).toBeLessThanOrEqual(sumBound(cols) * mag);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("max of a random expression equals the interpreter's (NaN propagates, empty rows give -inf)", () => {
+    fc.assert(
+      fc.property(caseArb, nodeArb(1), ({ rows, cols, seed }, expr) => {
+        const x = Float32Array.from(
+          fc.sample(
+            fc.oneof(fc.constantFrom(0, -0, Number.NaN), fc.float({ min: -4, max: 4, noNaN: true })),
+            {
+              numRuns: rows * cols,
+              seed,
+            },
+          ),
+        );
+        const k = compileReduction(heap, toExpr(expr), 1, "max");
+        const got = k.run([{ data: x, shape: [rows, cols] }], [rows, cols]);
+        for (let r = 0; r < rows; r++) {
+          let want = -Infinity;
+          for (let c = 0; c < cols; c++) {
+            const v = interp(expr, [x[r * cols + c]!]);
+            want =
+              Number.isNaN(v) || Number.isNaN(want)
+                ? Number.NaN
+                : v > want || (v === 0 && want === 0 && !Object.is(v, -0))
+                  ? v
+                  : want;
+          }
+          if (!(Number.isNaN(want) && Number.isNaN(got[r]))) expect(got[r]).toBe(want);
+        }
+        k.dispose();
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("a 2^22-element sum stays within its bound (the two-level sum keeps it tight)", () => {
+    const n = 1 << 22;
+    const x = new Float32Array(n);
+    let s = 12345;
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      x[i] = s / 2 ** 32;
+    }
+    const got = compileReduction(heap, ew.input(0), 1, "sum").run([{ data: x, shape: [n] }], [n]);
+    let exact = 0;
+    for (let i = 0; i < n; i++) exact += x[i]!;
+    expect(got.length).toBe(1);
+    expect(Math.abs(got[0]! - exact)).toBeLessThanOrEqual(sumBound(n) * exact);
+    // Far tighter than a single running sum's γ_n bound would need to be.
+    expect(sumBound(n)).toBeLessThan(gamma(n) / 100);
+  });
+
+  it("a reduction of a rank-0 shape is a ShapeError", () => {
+    expect(() =>
+      compileReduction(heap, ew.input(0), 1, "sum").run([{ data: new Float32Array(1), shape: [] }], []),
+    ).toThrow(ShapeError);
   });
 });

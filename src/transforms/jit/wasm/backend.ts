@@ -13,7 +13,14 @@
  * ```
  */
 import { ConfigError } from "../../../core/errors.js";
-import { compileElementwise, type ElementwiseKernel, type Expr } from "./elementwise.js";
+import { type Conv2dOptions, WasmConv } from "./conv.js";
+import {
+  compileElementwise,
+  compileReduction,
+  type ElementwiseKernel,
+  type Expr,
+  type ReduceKind,
+} from "./elementwise.js";
 import { DEFAULT_BLOCKS, type GemmBlocks, type MatmulOptions, WasmGemm } from "./gemm.js";
 import { DEFAULT_SHAPE, type MicroKernelShape } from "./gemm-module.js";
 import { type HeapOptions, WasmHeap } from "./heap.js";
@@ -33,7 +40,8 @@ export class WasmBackend {
   readonly heap: WasmHeap;
   readonly gemm: WasmGemm;
   readonly threads: number;
-  private readonly kernels = new Map<Expr, Map<number, ElementwiseKernel>>();
+  private readonly kernels = new Map<Expr, Map<string, ElementwiseKernel>>();
+  private convolution: WasmConv | undefined;
 
   constructor(options: WasmBackendOptions = {}) {
     const threads = options.threads ?? 1;
@@ -63,10 +71,31 @@ export class WasmBackend {
 
   /** The compiled kernel for `expr` (cached on the expression object and arity). */
   elementwise(expr: Expr, arity: number): ElementwiseKernel {
-    let byArity = this.kernels.get(expr);
-    if (!byArity) this.kernels.set(expr, (byArity = new Map()));
-    let k = byArity.get(arity);
-    if (!k) byArity.set(arity, (k = compileElementwise(this.heap, expr, arity)));
+    return this.cached(expr, `${arity}`, () => compileElementwise(this.heap, expr, arity));
+  }
+
+  /** The compiled row reduction (sum/max over the last axis) of `expr` (cached). */
+  reduction(expr: Expr, arity: number, kind: ReduceKind): ElementwiseKernel {
+    return this.cached(expr, `${arity}/${kind}`, () => compileReduction(this.heap, expr, arity, kind));
+  }
+
+  /** NHWC × HWIO convolution by im2col + GEMM (see {@link WasmConv.conv2d}). */
+  conv2d(
+    x: Float32Array,
+    xShape: readonly number[],
+    w: Float32Array,
+    wShape: readonly number[],
+    options: Conv2dOptions & { threads?: number } = {},
+  ): { data: Float32Array; shape: [number, number, number, number] } {
+    this.convolution ??= new WasmConv(this.gemm);
+    return this.convolution.conv2d(x, xShape, w, wShape, { threads: this.threads, ...options });
+  }
+
+  private cached(expr: Expr, key: string, make: () => ElementwiseKernel): ElementwiseKernel {
+    let byKey = this.kernels.get(expr);
+    if (!byKey) this.kernels.set(expr, (byKey = new Map()));
+    let k = byKey.get(key);
+    if (!k) byKey.set(key, (k = make()));
     return k;
   }
 

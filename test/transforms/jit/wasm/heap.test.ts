@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../../src/core/errors.js";
 import {
-  FuncBuilder,
+  type FuncBuilder,
   I32,
   ModuleBuilder,
   Op,

@@ -505,10 +505,16 @@ export class ElementwiseKernel {
     }
   }
 
-  /** Copies the inputs into persistent staging memory, runs, and returns a fresh result array. */
-  run(inputs: readonly ArrayInput[], shape: readonly number[]): Float32Array {
+  /**
+   * Copies the inputs into persistent staging memory, runs, and returns the result: in `out` if
+   * given (a fresh array costs more than the copy itself for large results: page faults).
+   */
+  run(inputs: readonly ArrayInput[], shape: readonly number[], out?: Float32Array): Float32Array {
     const outShape = this.reduce ? shape.slice(0, -1) : shape;
     const size = outShape.reduce((a, b) => a * b, 1);
+    if (out && out.length !== size) {
+      throw new ShapeError(`out has ${out.length} elements, expected ${size}`, "elementwise");
+    }
     inputs.forEach((x, i) => {
       const n = x.shape.reduce((a, b) => a * b, 1);
       if (n !== x.data.length) {
@@ -534,7 +540,12 @@ export class ElementwiseKernel {
     });
     this.runPtr(this.staging.ptr, shape, ptrs);
     const base = this.staging.ptr / 4;
-    return this.heap.f32().slice(base, base + size);
+    const result = this.heap.f32().subarray(base, base + size);
+    if (out) {
+      out.set(result);
+      return out;
+    }
+    return result.slice();
   }
 
   /** Frees the staging buffer (compiled modules stay cached until the kernel is dropped). */

@@ -3,9 +3,10 @@
  * `WebAssembly.Memory` and waits on a futex in a per-worker control block; the calling thread
  * writes a column range's arguments, wakes the worker, computes its own range, and blocks in
  * `Atomics.wait` until the workers are done. The API stays synchronous (Node allows
- * `Atomics.wait` on the main thread; browsers do not, so this pool is Node-only).
+ * `Atomics.wait` on the main thread; browsers do not, so this pool is Node-only). `worker_threads`
+ * is looked up at run time, so importing the backend elsewhere still works, without threads.
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { ConfigError } from "../../../core/errors.js";
 import type { GemmThreadPool } from "./gemm.js";
 import type { WasmHeap } from "./heap.js";
@@ -43,6 +44,17 @@ for (;;) {
 }
 `;
 
+function workerClass(): typeof Worker {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const mod = proc?.getBuiltinModule?.("node:worker_threads") as { Worker: typeof Worker } | undefined;
+  if (!mod)
+    throw new ConfigError(
+      "worker threads need Node.js >= 20.16 (process.getBuiltinModule)",
+      "GemmWorkerPool",
+    );
+  return mod.Worker;
+}
+
 /**
  * A synchronous pool of GEMM workers over a shared heap.
  *
@@ -73,11 +85,12 @@ export class GemmWorkerPool implements GemmThreadPool {
     if (!Number.isInteger(workers) || workers < 1) {
       throw new ConfigError(`workers must be a positive integer, got ${workers}`, "GemmWorkerPool");
     }
+    const WorkerClass = workerClass();
     const pool = new GemmWorkerPool(heap);
     for (let w = 0; w < workers; w++) {
       const ctrl = heap.alloc(BLOCK_BYTES);
       heap.i32().fill(0, ctrl >> 2, (ctrl + BLOCK_BYTES) >> 2);
-      const worker = new Worker(WORKER_SOURCE, {
+      const worker = new WorkerClass(WORKER_SOURCE, {
         eval: true,
         workerData: { bytes: moduleBytes, memory: heap.memory, ctrl },
       });

@@ -331,6 +331,21 @@ describe("wasm elementwise: fused random expressions with broadcasting", () => {
     heap.free(po);
   });
 
+  it("run writes into a given out array, and repeated calls do not grow the heap", () => {
+    const k = compileElementwise(heap, ew.mul(ew.input(0), ew.c(3)), 1);
+    const xs = Float32Array.from({ length: 1001 }, (_, i) => i);
+    const out = new Float32Array(1001);
+    expect(k.run([{ data: xs, shape: [1001] }], [1001], out)).toBe(out);
+    expect(Array.from(out)).toEqual(Array.from(xs, (v) => v * 3));
+    const bytes = heap.byteLength;
+    const live = heap.liveBytes;
+    for (let i = 0; i < 200; i++) k.run([{ data: xs, shape: [1001] }], [1001], out);
+    expect([heap.byteLength, heap.liveBytes]).toEqual([bytes, live]);
+    expect(() => k.run([{ data: xs, shape: [1001] }], [1001], new Float32Array(3))).toThrow(ShapeError);
+    k.dispose();
+    expect(heap.liveBytes).toBeLessThan(live);
+  });
+
   it("bad inputs raise typed errors naming the operation", () => {
     const k = compileElementwise(heap, ew.add(ew.input(0), ew.input(1)), 2);
     const x = { data: new Float32Array(3), shape: [3] };

@@ -145,6 +145,17 @@ describe("wasm GEMM", () => {
     for (const p of [pa, pb, pc]) heap.free(p);
   });
 
+  it("repeated calls reuse the staging buffers: no heap growth", () => {
+    const [m, k, n] = [33, 47, 29];
+    const a = data(m * k, 5);
+    const b = data(k * n, 6);
+    const out = new Float32Array(m * n);
+    gemms.default.matmul(a, b, m, k, n, { out });
+    const before = [heap.byteLength, heap.liveBytes];
+    for (let i = 0; i < 300; i++) gemms.default.matmul(a, b, m, k, n, { out, transB: i % 2 === 1 });
+    expect([heap.byteLength, heap.liveBytes]).toEqual(before);
+  });
+
   it("bad sizes raise ShapeError naming matmul", () => {
     expect(() => matmul(new Float32Array(5), new Float32Array(6), 2, 3, 2)).toThrow(ShapeError);
     expect(() => matmul(new Float32Array(6), new Float32Array(5), 2, 3, 2)).toThrow(/matmul: B has 5/);

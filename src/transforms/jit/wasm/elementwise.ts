@@ -14,13 +14,29 @@
 import { ConfigError, ShapeError } from "../../../core/errors.js";
 import { I32, ModuleBuilder, Op, Simd, V128 } from "./assembler.js";
 import type { WasmHeap } from "./heap.js";
-import { emitExp, emitLog, emitLogistic, emitTanh, VecEmitter } from "./simd-math.js";
+import { emitExp, emitExpm1, emitLog, emitLog1p, emitLogistic, emitTanh, VecEmitter } from "./simd-math.js";
 
-export type UnaryOp = "neg" | "abs" | "exp" | "log" | "tanh" | "logistic" | "sqrt";
-export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
+const UNARY_OPS = [
+  "neg",
+  "abs",
+  "exp",
+  "expm1",
+  "log",
+  "log1p",
+  "tanh",
+  "logistic",
+  "sqrt",
+  "rsqrt",
+  "floor",
+  "ceil",
+  "sign",
+  "not",
+] as const;
+export type UnaryOp = (typeof UNARY_OPS)[number];
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min" | "and" | "or";
 export type CompareOp = "lt" | "le" | "gt" | "ge" | "eq" | "ne";
 /** Reductions over the last axis. */
-export type ReduceKind = "sum" | "max";
+export type ReduceKind = "sum" | "max" | "min" | "prod";
 
 /**
  * A node of the expression DAG. Shared sub-expressions (the same object used twice) are computed
@@ -45,6 +61,18 @@ export const ew = {
   tanh: (x: Expr): Expr => ({ op: "tanh", x }),
   logistic: (x: Expr): Expr => ({ op: "logistic", x }),
   sqrt: (x: Expr): Expr => ({ op: "sqrt", x }),
+  expm1: (x: Expr): Expr => ({ op: "expm1", x }),
+  log1p: (x: Expr): Expr => ({ op: "log1p", x }),
+  rsqrt: (x: Expr): Expr => ({ op: "rsqrt", x }),
+  floor: (x: Expr): Expr => ({ op: "floor", x }),
+  ceil: (x: Expr): Expr => ({ op: "ceil", x }),
+  /** −1, 0 or 1; ±0 and NaN pass through. */
+  sign: (x: Expr): Expr => ({ op: "sign", x }),
+  /** Logical not (zero is false). */
+  not: (x: Expr): Expr => ({ op: "not", x }),
+  /** Logical and / or of truth values (nonzero is true). */
+  and: (x: Expr, y: Expr): Expr => ({ op: "and", x, y }),
+  or: (x: Expr, y: Expr): Expr => ({ op: "or", x, y }),
   add: (x: Expr, y: Expr): Expr => ({ op: "add", x, y }),
   sub: (x: Expr, y: Expr): Expr => ({ op: "sub", x, y }),
   mul: (x: Expr, y: Expr): Expr => ({ op: "mul", x, y }),
@@ -60,7 +88,7 @@ export const ew = {
   select: (cond: Expr, x: Expr, y: Expr): Expr => ({ op: "select", cond, x, y }),
 };
 
-const BINARY: Record<BinaryOp | CompareOp, number> = {
+const BINARY: Record<Exclude<BinaryOp, "and" | "or"> | CompareOp, number> = {
   add: Simd.f32x4_add,
   sub: Simd.f32x4_sub,
   mul: Simd.f32x4_mul,
@@ -78,6 +106,13 @@ const COMPARE = new Set(["lt", "le", "gt", "ge", "eq", "ne"]);
 
 /** How the innermost (vectorised) dimension reads an input. */
 type InnerKind = "contiguous" | "broadcast" | "strided";
+
+const REDUCE: Record<ReduceKind, { vec: number; scalar: number; identity: number }> = {
+  sum: { vec: Simd.f32x4_add, scalar: Op.f32_add, identity: 0 },
+  prod: { vec: Simd.f32x4_mul, scalar: Op.f32_mul, identity: 1 },
+  max: { vec: Simd.f32x4_max, scalar: Op.f32_max, identity: -Infinity },
+  min: { vec: Simd.f32x4_min, scalar: Op.f32_min, identity: Infinity },
+};
 
 /** Elements per first-level partial sum of a reduction. */
 const CHUNK = 1024;
@@ -109,10 +144,12 @@ function topo(expr: Expr, arity: number): Expr[] {
         if (!("x" in e)) throw new ConfigError(`unknown op ${(e as { op: string }).op}`, "elementwise");
         visit(e.x);
         if ("y" in e) visit(e.y);
-        else if (!["neg", "abs", "exp", "log", "tanh", "logistic", "sqrt"].includes(e.op)) {
+        else if (!(UNARY_OPS as readonly string[]).includes(e.op)) {
           throw new ConfigError(`unknown op ${e.op}`, "elementwise");
         }
-        if ("y" in e && !(e.op in BINARY)) throw new ConfigError(`unknown op ${e.op}`, "elementwise");
+        if ("y" in e && !(e.op in BINARY) && e.op !== "and" && e.op !== "or") {
+          throw new ConfigError(`unknown op ${e.op}`, "elementwise");
+        }
     }
     order.push(e);
   };
@@ -168,6 +205,41 @@ function emitExpr(v: VecEmitter, order: Expr[], load: (i: number) => number): nu
       case "logistic":
         out = emitLogistic(v, asF32(e.x));
         break;
+      case "expm1":
+        out = emitExpm1(v, asF32(e.x));
+        break;
+      case "log1p":
+        out = emitLog1p(v, asF32(e.x));
+        break;
+      case "rsqrt":
+        out = v.let(() =>
+          v.f
+            .f32x4Const(1)
+            .localGet(v.un(Simd.f32x4_sqrt, asF32(e.x)))
+            .simd(Simd.f32x4_div),
+        );
+        break;
+      case "floor":
+        out = v.un(Simd.f32x4_floor, asF32(e.x));
+        break;
+      case "ceil":
+        out = v.un(Simd.f32x4_ceil, asF32(e.x));
+        break;
+      case "sign": {
+        const x = asF32(e.x);
+        const s = v.select(v.constF(-1), x, v.binC(Simd.f32x4_lt, x, 0));
+        out = v.select(v.constF(1), s, v.binC(Simd.f32x4_gt, x, 0));
+        break;
+      }
+      case "not":
+        out = v.un(Simd.v128_not, asMask(e.x));
+        isMask.add(e);
+        break;
+      case "and":
+      case "or":
+        out = v.bin(e.op === "and" ? Simd.v128_and : Simd.v128_or, asMask(e.x), asMask(e.y));
+        isMask.add(e);
+        break;
       default:
         out = v.bin(BINARY[e.op], asF32(e.x), asF32(e.y));
         if (COMPARE.has(e.op)) isMask.add(e);
@@ -201,7 +273,7 @@ function buildModule(
   const acc = f.local(V128);
   const total = f.local(V128);
   const [jc, jEnd] = [f.local(I32), f.local(I32)];
-  const combine = reduce === "max" ? Simd.f32x4_max : Simd.f32x4_add;
+  const combine = reduce ? REDUCE[reduce].vec : Simd.f32x4_add;
   const body = (tail: boolean) => {
     const v = new VecEmitter(f);
     const load = (i: number): number => {
@@ -241,9 +313,12 @@ function buildModule(
     };
     const res = emitExpr(v, order, load);
     if (reduce) {
-      // Tail vectors hold one element in every lane: max may take all four, a sum only lane 0.
-      f.localGet(acc).localGet(res);
-      if (tail && reduce === "sum") f.i32x4Const(-1, 0, 0, 0).simd(Simd.v128_and);
+      // Tail vectors hold one element in every lane: max/min may take all four, a sum or product
+      // only lane 0 (the others become the identity).
+      f.localGet(acc);
+      if (tail && (reduce === "sum" || reduce === "prod")) {
+        f.localGet(res).f32x4Const(REDUCE[reduce].identity).i32x4Const(-1, 0, 0, 0).simd(Simd.v128_bitselect);
+      } else f.localGet(res);
       f.simd(combine).localSet(acc);
       return;
     }
@@ -274,7 +349,7 @@ function buildModule(
           if (hoisted[i]! >= 0)
             f.localGet(rowPtr[i]!).simdMem(Simd.v128_load32_splat, 0, 2).localSet(hoisted[i]!);
         });
-        const identity = () => f.f32x4Const(reduce === "max" ? -Infinity : 0);
+        const identity = () => f.f32x4Const(reduce ? REDUCE[reduce].identity : 0);
         if (reduce) {
           // Two-level sum: chunks of CHUNK elements into acc, chunk sums into total, so the
           // rounding error grows like CHUNK/4 + n/CHUNK instead of n/4.
@@ -323,7 +398,7 @@ function buildModule(
         );
         if (reduce) {
           // Horizontal: (l0 ∘ l1) ∘ (l2 ∘ l3), then one f32 per row.
-          const scalar = reduce === "max" ? Op.f32_max : Op.f32_add;
+          const scalar = REDUCE[reduce].scalar;
           const lane = (l: number) => f.localGet(acc).simdLane(Simd.f32x4_extract_lane, l);
           f.localGet(o);
           lane(0);
@@ -372,7 +447,8 @@ function plan(
     if (s.length > rank) {
       throw new ShapeError(`input ${i} has rank ${s.length} > output rank ${rank}`, "elementwise");
     }
-    if (given && (given.length !== s.length || given.some((g) => !Number.isInteger(g) || g < 0))) {
+    // Negative strides (reversed axes) are fine: addresses are computed in i32 arithmetic.
+    if (given && (given.length !== s.length || given.some((g) => !Number.isInteger(g)))) {
       throw new ShapeError(`input ${i} strides [${given}] do not fit shape [${s}]`, "elementwise");
     }
     const st = Array(rank).fill(0);
@@ -425,8 +501,8 @@ export class ElementwiseKernel {
     /** Reduce the last axis of the expression's value (sum or max) instead of storing it. */
     readonly reduce?: ReduceKind,
   ) {
-    if (reduce !== undefined && reduce !== "sum" && reduce !== "max") {
-      throw new ConfigError(`reduce must be "sum" or "max", got ${reduce}`, "elementwise");
+    if (reduce !== undefined && !(reduce in REDUCE)) {
+      throw new ConfigError(`reduce must be sum, max, min or prod, got ${reduce}`, "elementwise");
     }
     if (!Number.isInteger(arity) || arity < 0)
       throw new ConfigError(`arity must be a non-negative integer`, "elementwise");

@@ -1,5 +1,6 @@
 /**
- * Vectorised f32x4 transcendentals emitted inline into a kernel: exp, log, tanh, logistic. Each is
+ * Vectorised f32x4 transcendentals emitted inline into a kernel: exp, expm1, log, log1p, tanh,
+ * logistic. Each is
  * range reduction + a short polynomial + exact scaling by powers of two, so no lane ever calls back
  * into JavaScript. Accuracy (measured by test/transforms/jit/wasm/elementwise.test.ts against
  * float64 `Math.*`): a few ulp over the whole f32 range, IEEE specials (±0, ±inf, NaN, subnormals)
@@ -148,4 +149,28 @@ export function emitLogistic(v: VecEmitter, x: number): number {
   const pos = v.let(() => v.f.f32x4Const(1).localGet(d).simd(Simd.f32x4_div));
   const neg = v.bin(Simd.f32x4_div, e, d);
   return v.select(neg, pos, v.binC(Simd.f32x4_lt, x, 0));
+}
+
+/** e^x − 1 for every lane, accurate near 0 (no cancellation). */
+export function emitExpm1(v: VecEmitter, x: number): number {
+  // Below −20, e^x < ulp(1)/2: the answer is −1. The reduced form 2^n·q + (2^n − 1) needs 2^n
+  // normal and is only worth it while n is small; above that e^x − 1 has nothing to cancel.
+  const y = v.binC(Simd.f32x4_max, v.binC(Simd.f32x4_min, x, 30), -20);
+  const { n, q } = expReduce(v, y);
+  const s = pow2(v, n);
+  const small = v.bin(Simd.f32x4_add, v.bin(Simd.f32x4_mul, s, q), v.binC(Simd.f32x4_sub, s, 1));
+  const large = v.binC(Simd.f32x4_sub, emitExp(v, x), 1);
+  return v.select(large, small, v.binC(Simd.f32x4_gt, x, 20));
+}
+
+/** log(1 + x) for every lane, accurate near 0. */
+export function emitLog1p(v: VecEmitter, x: number): number {
+  // u = fl(1 + x); log1p(x) = log(u)·x/(u − 1) corrects u's rounding (Goldberg's trick); u = 1
+  // means x is below half an ulp of 1, where log1p(x) = x.
+  const u = v.binC(Simd.f32x4_add, x, 1);
+  const corr = v.bin(Simd.f32x4_div, x, v.binC(Simd.f32x4_sub, u, 1));
+  let r = v.bin(Simd.f32x4_mul, emitLog(v, u), corr);
+  r = v.select(x, r, v.binC(Simd.f32x4_eq, u, 1));
+  // x = inf: inf·(inf/inf) would be NaN; x = −1: −inf·1 is right already.
+  return v.select(x, r, v.binC(Simd.f32x4_eq, x, Infinity));
 }

@@ -66,9 +66,11 @@ function f32Samples(lo: number, hi: number, seed: number, n = 1 << 14): Float32A
  * Tolerances, from the error analysis in src/transforms/jit/wasm/simd-math.ts: exp and log are one
  * polynomial (truncation < 0.05 ulp) plus a handful of roundings each below 0.5 ulp of a term at
  * most the result's size: ≤ 2 ulp. tanh and logistic combine an expm1/exp (≤ 2 ulp), one add and
- * one division: ≤ 4 ulp.
+ * one division: ≤ 4 ulp. expm1 = 2^n·q + (2^n − 1) cancels by at most 2.4× (|n| ≤ 1 is where it
+ * can): ≤ 3 ulp. log1p = log(u)·x/(u − 1): log's 2 ulp, one division and one product: ≤ 3 ulp.
+ * rsqrt: two correctly rounded operations: ≤ 1.5 ulp.
  */
-const TOL = { exp: 2, log: 2, tanh: 4, logistic: 4 };
+const TOL = { exp: 2, log: 2, tanh: 4, logistic: 4, expm1: 3, log1p: 3, rsqrt: 1.5 };
 
 describe("wasm elementwise: vectorised transcendentals against float64 Math", () => {
   it(`exp within ${TOL.exp} ulp (whole range, overflow to inf, subnormal results)`, () => {
@@ -99,6 +101,29 @@ describe("wasm elementwise: vectorised transcendentals against float64 Math", ()
     expect(maxUlp(run1(unary(ew.logistic), xs), xs, ref)).toBeLessThanOrEqual(TOL.logistic);
   });
 
+  it(`expm1 within ${TOL.expm1} ulp and log1p within ${TOL.log1p} ulp (accurate near 0)`, () => {
+    for (const [lo, hi, seed] of [
+      [-25, 90, 61],
+      [-1, 1, 62],
+      [-1e-4, 1e-4, 63],
+    ] as const) {
+      const xs = f32Samples(lo, hi, seed);
+      expect(maxUlp(run1(unary(ew.expm1), xs), xs, Math.expm1)).toBeLessThanOrEqual(TOL.expm1);
+    }
+    for (const [lo, hi, seed] of [
+      [-1, 1e6, 64],
+      [-1e-3, 1e-3, 65],
+    ] as const) {
+      const xs = f32Samples(lo, hi, seed);
+      expect(maxUlp(run1(unary(ew.log1p), xs), xs, Math.log1p)).toBeLessThanOrEqual(TOL.log1p);
+    }
+  });
+
+  it(`rsqrt within ${TOL.rsqrt} ulp`, () => {
+    const xs = f32Samples(0, 1e6, 71);
+    expect(maxUlp(run1(unary(ew.rsqrt), xs), xs, (x) => 1 / Math.sqrt(x))).toBeLessThanOrEqual(TOL.rsqrt);
+  });
+
   it("sqrt, abs, neg are exact", () => {
     const xs = f32Samples(-1e3, 1e3, 51);
     expect(maxUlp(run1(unary(ew.sqrt), xs), xs, (x) => f32(Math.sqrt(x)))).toBe(0);
@@ -111,13 +136,30 @@ describe("wasm elementwise: vectorised transcendentals against float64 Math", ()
 // Random expressions of correctly rounded ops against a float32 interpreter (bitwise).
 
 type Leaf = { kind: "input"; index: number } | { kind: "const"; value: number };
+type ExactUnary = "neg" | "abs" | "sqrt" | "floor" | "ceil" | "sign" | "not";
 type Node =
   | Leaf
-  | { kind: "un"; op: "neg" | "abs" | "sqrt"; x: Node }
+  | { kind: "un"; op: ExactUnary; x: Node }
   | { kind: "bin"; op: string; x: Node; y: Node }
   | { kind: "sel"; c: Node; x: Node; y: Node };
 
-const BIN = ["add", "sub", "mul", "div", "max", "min", "lt", "le", "gt", "ge", "eq", "ne"] as const;
+const BIN = [
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "max",
+  "min",
+  "lt",
+  "le",
+  "gt",
+  "ge",
+  "eq",
+  "ne",
+  "and",
+  "or",
+] as const;
+const UN: ExactUnary[] = ["neg", "abs", "sqrt", "floor", "ceil", "sign", "not"];
 
 function nodeArb(arity: number): fc.Arbitrary<Node> {
   const leaf: fc.Arbitrary<Node> = fc.oneof(
@@ -130,7 +172,7 @@ function nodeArb(arity: number): fc.Arbitrary<Node> {
       leaf,
       fc.record({
         kind: fc.constant("un" as const),
-        op: fc.constantFrom("neg" as const, "abs" as const, "sqrt" as const),
+        op: fc.constantFrom(...UN),
         x: tie("node"),
       }),
       fc.record({
@@ -169,7 +211,22 @@ function interp(n: Node, inputs: number[]): number {
       return f32(n.value);
     case "un": {
       const x = interp(n.x, inputs);
-      return n.op === "neg" ? -x : n.op === "abs" ? Math.abs(x) : f32(Math.sqrt(x));
+      switch (n.op) {
+        case "neg":
+          return -x;
+        case "abs":
+          return Math.abs(x);
+        case "sqrt":
+          return f32(Math.sqrt(x));
+        case "floor":
+          return Math.floor(x);
+        case "ceil":
+          return Math.ceil(x);
+        case "sign":
+          return x > 0 ? 1 : x < 0 ? -1 : x;
+        default:
+          return x === 0 ? 1 : 0;
+      }
     }
     case "sel":
       // Nonzero is true, NaN included (as numpy's bool(nan)).
@@ -213,6 +270,10 @@ function interp(n: Node, inputs: number[]): number {
           return b(x >= y);
         case "eq":
           return b(x === y);
+        case "and":
+          return b(x !== 0 && y !== 0);
+        case "or":
+          return b(x !== 0 || y !== 0);
         default:
           return b(x !== y);
       }
@@ -454,6 +515,53 @@ describe("wasm row reductions fused with an elementwise producer", () => {
     expect(Math.abs(got[0]! - exact)).toBeLessThanOrEqual(sumBound(n) * exact);
     // Far tighter than a single running sum's γ_n bound would need to be.
     expect(sumBound(n)).toBeLessThan(gamma(n) / 100);
+  });
+
+  it("min of a random expression equals the interpreter's; prod is within γ_n·|Π|", () => {
+    fc.assert(
+      fc.property(caseArb, nodeArb(1), ({ rows, cols, seed }, expr) => {
+        const x = Float32Array.from(
+          fc.sample(
+            fc.oneof(fc.constantFrom(0, -0, Number.NaN), fc.float({ min: -4, max: 4, noNaN: true })),
+            {
+              numRuns: rows * cols,
+              seed,
+            },
+          ),
+        );
+        const k = compileReduction(heap, toExpr(expr), 1, "min");
+        const got = k.run([{ data: x, shape: [rows, cols] }], [rows, cols]);
+        for (let r = 0; r < rows; r++) {
+          let want = Infinity;
+          for (let c = 0; c < cols; c++) {
+            const v = interp(expr, [x[r * cols + c]!]);
+            want =
+              Number.isNaN(v) || Number.isNaN(want)
+                ? Number.NaN
+                : v < want || (v === 0 && want === 0 && Object.is(v, -0))
+                  ? v
+                  : want;
+          }
+          if (!(Number.isNaN(want) && Number.isNaN(got[r]))) expect(got[r]).toBe(want);
+        }
+        k.dispose();
+      }),
+      { numRuns: 40 },
+    );
+    // Products of values near 1 (no overflow): relative error ≤ γ_n.
+    const prod = compileReduction(heap, ew.input(0), 1, "prod");
+    for (const n of [0, 1, 5, 37, 3001]) {
+      const x = Float32Array.from(
+        fc.sample(fc.float({ min: Math.fround(0.99), max: Math.fround(1.01), noNaN: true }), {
+          numRuns: n,
+          seed: n,
+        }),
+      );
+      const got = prod.run([{ data: x, shape: [1, n] }], [1, n]);
+      let exact = 1;
+      for (const v of x) exact *= v;
+      expect(Math.abs(got[0]! - exact)).toBeLessThanOrEqual(gamma(n + 1) * Math.abs(exact));
+    }
   });
 
   it("a reduction of a rank-0 shape is a ShapeError", () => {

@@ -6,6 +6,7 @@
  * - {@link WasmBackend}: heap + GEMM (1 or more threads) + fused elementwise / reduction kernels + conv2d.
  * - {@link matmul}: C = op(A)·op(B) on a default single-threaded backend.
  * - {@link ew}: the elementwise expression IR; {@link compileElementwise}, {@link compileReduction}.
+ * - {@link WasmKernelBackend}: the jit's kernel IR (affine loads, reductions, epilogues) on all of the above.
  */
 export { ModuleBuilder, FuncBuilder, I32, F32, V128, Op, Simd, uleb, sleb } from "./assembler.js";
 export { defaultWasmBackend, matmul, WasmBackend, type WasmBackendOptions } from "./backend.js";
@@ -33,3 +34,10 @@ export {
 export { DEFAULT_SHAPE, type MicroKernelShape } from "./gemm-module.js";
 export { type HeapOptions, WasmHeap } from "./heap.js";
 export { GemmWorkerPool } from "./threads.js";
+export {
+  type AffineIndex,
+  type AffineKernel,
+  type KernelExpr,
+  type WasmCompiledKernel,
+  WasmKernelBackend,
+} from "./kernel-adapter.js";

@@ -24,7 +24,17 @@ export interface MicroKernelShape {
   unroll: number;
 }
 
-export const DEFAULT_SHAPE: MicroKernelShape = { mr: 4, nr: 8, unroll: 1 };
+/**
+ * 4×8: 8 accumulators + 2 B vectors + 4 splats + 1 product = 15 of the 15 xmm registers V8
+ * allocates on x64; 5×8 and 6×8 spill.
+ */
+export const DEFAULT_SHAPE: MicroKernelShape = { mr: 4, nr: 8, unroll: 4 };
+
+/**
+ * Multiple the packed K depth is padded to with zeros. The kernel handles any kc, so 1; the packs
+ * keep the capability for kernels that need a fixed multiple.
+ */
+const K_PAD = 1;
 
 /** The exported function names and their parameter lists (all i32, pointers are byte offsets). */
 export interface GemmExports {
@@ -96,20 +106,32 @@ export function buildGemmModule(
         }
       }
     };
-    // kc is a positive multiple of U (the packs pad K with zeros), so a do-while needs no remainder
-    // loop: a second loop over the same accumulators made V8 spill them (half the speed).
-    f.loop(() => {
-      for (let u = 0; u < U; u++) step(u);
-      f.localGet(AP)
-        .i32Const(MR * 4 * U)
-        .op(Op.i32_add)
-        .localSet(AP);
-      f.localGet(BP)
-        .i32Const(NR * 4 * U)
-        .op(Op.i32_add)
-        .localSet(BP);
-      f.localGet(KC).i32Const(U).op(Op.i32_sub).localTee(KC).brIf(0);
-    });
+    // Unrolled do-while (kc ≥ 1) with an exit after each step but the last, taken when k runs out
+    // (kc not a multiple of U), straight to the stores. It replaces a remainder loop, which made V8
+    // spill the accumulators (half the speed), and it keeps V8 from hoisting every unrolled step's
+    // loads to the top (loads cannot move above a branch, and the accumulators are live on both
+    // paths), which spilled too. U = 4 runs ~18% fewer instructions per k than U = 1.
+    f.block(() =>
+      f.loop(() => {
+        for (let u = 0; u < U; u++) {
+          step(u);
+          if (u < U - 1)
+            f.localGet(KC)
+              .i32Const(u + 1)
+              .op(Op.i32_eq)
+              .brIf(1);
+        }
+        f.localGet(AP)
+          .i32Const(MR * 4 * U)
+          .op(Op.i32_add)
+          .localSet(AP);
+        f.localGet(BP)
+          .i32Const(NR * 4 * U)
+          .op(Op.i32_add)
+          .localSet(BP);
+        f.localGet(KC).i32Const(U).op(Op.i32_sub).localTee(KC).brIf(0);
+      }),
+    );
     f.localGet(CP).localSet(row);
     for (let i = 0; i < MR; i++) {
       for (let v = 0; v < NV; v++)
@@ -410,10 +432,11 @@ export function buildGemmModule(
               t1,
             );
             f.localSet(kc);
+            // kcp: K rounded up to K_PAD (the packs zero-fill the extra rows).
             f.localGet(kc)
-              .i32Const(U - 1)
+              .i32Const(K_PAD - 1)
               .op(Op.i32_add)
-              .i32Const(-U)
+              .i32Const(-K_PAD)
               .op(Op.i32_and)
               .localSet(kcp);
             f.localGet(pc).op(Op.i32_eqz).localSet(first);
@@ -600,7 +623,7 @@ export function scratchLayout(
   blocks: { kc: number; mc: number; nc: number },
 ): { pa: number; pb: number; tile: number; total: number } {
   const round = (n: number, m: number) => Math.ceil(n / m) * m;
-  const kcp = round(blocks.kc, shape.unroll);
+  const kcp = round(blocks.kc, K_PAD);
   const pa = round(blocks.mc, shape.mr) * kcp * 4;
   const pb = round(blocks.nc, shape.nr) * kcp * 4;
   const tile = shape.mr * shape.nr * 4;

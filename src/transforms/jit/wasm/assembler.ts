@@ -96,6 +96,7 @@ export const Simd = {
   v128_load32_splat: 0x09,
   v128_store: 0x0b,
   v128_const: 0x0c,
+  i8x16_shuffle: 0x0d,
   i32x4_splat: 0x11,
   f32x4_splat: 0x13,
   i32x4_extract_lane: 0x1b,
@@ -225,6 +226,12 @@ export class FuncBuilder {
     this.simd(Simd.v128_const);
     const lanes = new Float32Array([a, b, c, d]);
     for (const byte of new Uint8Array(lanes.buffer)) this.code.push(byte);
+    return this;
+  }
+  /** `i8x16.shuffle` of the two vectors on the stack, by 32-bit lanes (0–3 first, 4–7 second). */
+  shuffle32(lanes: readonly [number, number, number, number]): this {
+    this.simd(Simd.i8x16_shuffle);
+    for (const l of lanes) this.code.push(4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3);
     return this;
   }
   /** `v128.const` with four i32 lanes. */

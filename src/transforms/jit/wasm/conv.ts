@@ -37,7 +37,15 @@ export interface ConvGeometry {
   ow: number;
 }
 
-/** Resolves shapes and options to a geometry, with ShapeError/ConfigError on misuse. */
+/**
+ * Resolves shapes and options to a geometry, with ShapeError/ConfigError on misuse.
+ *
+ * @example
+ * ```ts
+ * convGeometry([8, 28, 28, 1], [3, 3, 1, 32], { padding: "SAME", strides: [2, 2] });
+ * // { oh: 14, ow: 14, pt: 0, pl: 0, … }
+ * ```
+ */
 export function convGeometry(
   xShape: readonly number[],
   wShape: readonly number[],

@@ -54,6 +54,31 @@ function minI32(f: FuncBuilder, a: () => void, b: () => void, tmpA: number, tmpB
   f.localGet(tmpA).localGet(tmpB).localGet(tmpA).localGet(tmpB).op(Op.i32_lt_s).op(Op.select);
 }
 
+/**
+ * 4×4 transpose of the v128 locals `r` (rows) into new locals (columns) with two rounds of
+ * shuffles: interleave pairs of rows, then take halves.
+ */
+function transpose4(f: FuncBuilder, r: readonly number[]): number[] {
+  const let_ = (emit: () => void) => {
+    emit();
+    const l = f.local(V128);
+    f.localSet(l);
+    return l;
+  };
+  const sh = (a: number, b: number, lanes: [number, number, number, number]) =>
+    let_(() => f.localGet(a).localGet(b).shuffle32(lanes));
+  const t0 = sh(r[0]!, r[1]!, [0, 4, 1, 5]);
+  const t1 = sh(r[0]!, r[1]!, [2, 6, 3, 7]);
+  const t2 = sh(r[2]!, r[3]!, [0, 4, 1, 5]);
+  const t3 = sh(r[2]!, r[3]!, [2, 6, 3, 7]);
+  return [
+    sh(t0, t2, [0, 1, 4, 5]),
+    sh(t0, t2, [2, 3, 6, 7]),
+    sh(t1, t3, [0, 1, 4, 5]),
+    sh(t1, t3, [2, 3, 6, 7]),
+  ];
+}
+
 /** Builds the module bytes for one micro-kernel shape. */
 export function buildGemmModule(
   shape: MicroKernelShape,
@@ -176,9 +201,60 @@ export function buildGemmModule(
           .op(Op.i32_eq)
           .if(
             () => {
+              f.i32Const(0).localSet(k);
+              if (MR === 4) {
+                // Vector paths: A transposed (a panel column is 4 contiguous floats) or row-major
+                // (4 rows × 4 k read as vectors, transposed in registers). Packing A is most of
+                // the non-kernel work when N is small (convolutions, thin layers).
+                f.localGet(RSA)
+                  .i32Const(4)
+                  .op(Op.i32_eq)
+                  .if(
+                    () =>
+                      f.loop(() => {
+                        f.localGet(k).localGet(KC).op(Op.i32_ge_s).brIf(1);
+                        f.localGet(DST).localGet(src).v128Load().v128Store();
+                        f.localGet(DST).i32Const(16).op(Op.i32_add).localSet(DST);
+                        f.localGet(src).localGet(CSA).op(Op.i32_add).localSet(src);
+                        f.localGet(k).i32Const(1).op(Op.i32_add).localSet(k);
+                        f.br(0);
+                      }),
+                    () =>
+                      f
+                        .localGet(CSA)
+                        .i32Const(4)
+                        .op(Op.i32_eq)
+                        .if(() =>
+                          f.block(() =>
+                            f.loop(() => {
+                              f.localGet(k).i32Const(4).op(Op.i32_add).localGet(KC).op(Op.i32_gt_s).brIf(1);
+                              const rowsV: number[] = [];
+                              for (let r = 0; r < 4; r++) {
+                                f.localGet(src);
+                                if (r > 0) f.localGet(RSA).i32Const(r).op(Op.i32_mul).op(Op.i32_add);
+                                f.v128Load();
+                                const l = f.local(V128);
+                                f.localSet(l);
+                                rowsV.push(l);
+                              }
+                              transpose4(f, rowsV).forEach((c, kk) =>
+                                f
+                                  .localGet(DST)
+                                  .localGet(c)
+                                  .v128Store(kk * 16),
+                              );
+                              f.localGet(DST).i32Const(64).op(Op.i32_add).localSet(DST);
+                              f.localGet(src).i32Const(16).op(Op.i32_add).localSet(src);
+                              f.localGet(k).i32Const(4).op(Op.i32_add).localSet(k);
+                              f.br(0);
+                            }),
+                          ),
+                        ),
+                  );
+              }
               f.forRange(
                 k,
-                () => f.i32Const(0),
+                () => f.localGet(k),
                 () => f.localGet(KC),
                 1,
                 () => {
@@ -296,9 +372,53 @@ export function buildGemmModule(
             );
           },
           () => {
+            f.i32Const(0).localSet(k);
+            // B transposed (k contiguous per column), full panel: 4 columns × 4 k as vectors,
+            // transposed in registers.
+            f.localGet(cols)
+              .i32Const(NR)
+              .op(Op.i32_eq)
+              .localGet(RSB)
+              .i32Const(4)
+              .op(Op.i32_eq)
+              .op(Op.i32_and);
+            f.if(() =>
+              f.block(() =>
+                f.loop(() => {
+                  f.localGet(k).i32Const(4).op(Op.i32_add).localGet(KC).op(Op.i32_gt_s).brIf(1);
+                  for (let g = 0; g < NV; g++) {
+                    const colsV: number[] = [];
+                    for (let c = 0; c < 4; c++) {
+                      f.localGet(src)
+                        .localGet(CSB)
+                        .i32Const(4 * g + c)
+                        .op(Op.i32_mul)
+                        .op(Op.i32_add)
+                        .v128Load();
+                      const l = f.local(V128);
+                      f.localSet(l);
+                      colsV.push(l);
+                    }
+                    transpose4(f, colsV).forEach((row, kk) =>
+                      f
+                        .localGet(DST)
+                        .localGet(row)
+                        .v128Store((kk * NR + 4 * g) * 4),
+                    );
+                  }
+                  f.localGet(DST)
+                    .i32Const(4 * NR * 4)
+                    .op(Op.i32_add)
+                    .localSet(DST);
+                  f.localGet(src).i32Const(16).op(Op.i32_add).localSet(src);
+                  f.localGet(k).i32Const(4).op(Op.i32_add).localSet(k);
+                  f.br(0);
+                }),
+              ),
+            );
             f.forRange(
               k,
-              () => f.i32Const(0),
+              () => f.localGet(k),
               () => f.localGet(KC),
               1,
               () => {

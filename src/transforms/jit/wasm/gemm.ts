@@ -79,7 +79,7 @@ export class WasmGemm {
   private staging: { ptr: number; bytes: number } | undefined;
   pool: GemmThreadPool | undefined;
   /** Below this many flops (2·M·N·K) a GEMM stays on the calling thread: the handshake costs more. */
-  minThreadFlops = 1 << 21;
+  minThreadFlops = 1 << 23;
 
   constructor(
     readonly heap: WasmHeap,

@@ -193,7 +193,7 @@ describe("wasm GEMM on two threads", () => {
       { numRuns: 40 },
     );
     // And one problem large enough to cross the default threshold and several NC blocks.
-    be.gemm.minThreadFlops = 1 << 21;
+    be.gemm.minThreadFlops = 1 << 23;
     const [m, k, n] = [96, 300, 1100];
     const a = data(m * k, 1);
     const b = data(k * n, 2);

@@ -79,6 +79,12 @@ export class WasmBackend {
     return this.cached(expr, `${arity}/${kind}`, () => compileReduction(this.heap, expr, arity, kind));
   }
 
+  /** The convolution kernels on this backend's heap (forward, kernel and input gradients). */
+  get conv(): WasmConv {
+    this.convolution ??= new WasmConv(this.gemm);
+    return this.convolution;
+  }
+
   /** NHWC × HWIO convolution by im2col + GEMM (see {@link WasmConv.conv2d}). */
   conv2d(
     x: Float32Array,
@@ -87,8 +93,7 @@ export class WasmBackend {
     wShape: readonly number[],
     options: Conv2dOptions & { threads?: number } = {},
   ): { data: Float32Array; shape: [number, number, number, number] } {
-    this.convolution ??= new WasmConv(this.gemm);
-    return this.convolution.conv2d(x, xShape, w, wShape, { threads: this.threads, ...options });
+    return this.conv.conv2d(x, xShape, w, wShape, { threads: this.threads, ...options });
   }
 
   private cached(expr: Expr, key: string, make: () => ElementwiseKernel): ElementwiseKernel {

@@ -127,6 +127,83 @@ describe("wasm conv2d (im2col + GEMM)", () => {
     );
   });
 
+  it("kernel and input gradients equal the adjoint of the float64 convolution (any strides, padding, dilation)", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          n: fc.integer({ min: 1, max: 2 }),
+          h: fc.integer({ min: 1, max: 8 }),
+          w: fc.integer({ min: 1, max: 8 }),
+          c: fc.integer({ min: 1, max: 6 }),
+          kh: fc.integer({ min: 1, max: 3 }),
+          kw: fc.integer({ min: 1, max: 3 }),
+          o: fc.integer({ min: 1, max: 9 }),
+          st: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+          dil: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+          pad: fc.tuple(
+            fc.integer({ min: 0, max: 2 }),
+            fc.integer({ min: 0, max: 2 }),
+            fc.integer({ min: 0, max: 2 }),
+            fc.integer({ min: 0, max: 2 }),
+          ),
+          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        }),
+        ({ n, h, w, c, kh, kw, o, st, dil, pad, seed }) => {
+          const xs = [n, h, w, c];
+          const ws = [kh, kw, c, o];
+          const options: Conv2dOptions = {
+            strides: st,
+            dilation: dil,
+            padding: [
+              [pad[0], pad[1]],
+              [pad[2], pad[3]],
+            ],
+          };
+          const g = convGeometry(xs, ws, options);
+          fc.pre(g.oh > 0 && g.ow > 0);
+          const x = data(n * h * w * c, seed);
+          const k = data(kh * kw * c * o, seed + 1);
+          const dy = data(n * g.oh * g.ow * o, seed + 2);
+          // The adjoint, from the definition y[b,p,q,o] = Σ x[b, p·s − pt + i·d, …, ci]·w[i, j, ci, o].
+          const dx = new Float64Array(x.length);
+          const dxMag = new Float64Array(x.length);
+          const dw = new Float64Array(k.length);
+          const dwMag = new Float64Array(k.length);
+          for (let b = 0; b < n; b++)
+            for (let p = 0; p < g.oh; p++)
+              for (let q = 0; q < g.ow; q++)
+                for (let i = 0; i < kh; i++)
+                  for (let j = 0; j < kw; j++) {
+                    const ih = p * st[0] - pad[0] + i * dil[0];
+                    const iw = q * st[1] - pad[2] + j * dil[1];
+                    if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                    for (let ci = 0; ci < c; ci++)
+                      for (let oc = 0; oc < o; oc++) {
+                        const xi = ((b * h + ih) * w + iw) * c + ci;
+                        const wi = ((i * kw + j) * c + ci) * o + oc;
+                        const d = dy[((b * g.oh + p) * g.ow + q) * o + oc]!;
+                        dx[xi] += k[wi]! * d;
+                        dxMag[xi] += Math.abs(k[wi]! * d);
+                        dw[wi] += x[xi]! * d;
+                        dwMag[wi] += Math.abs(x[xi]! * d);
+                      }
+                  }
+          const gotDw = conv.conv2dGradKernel(x, xs, dy, ws, options);
+          const gotDx = conv.conv2dGradInput(dy, k, xs, ws, options);
+          // dW sums N·OH·OW terms in the GEMM; dx sums O per patch entry, then ≤ KH·KW patches.
+          const gamma = (m: number) => (m * u) / (1 - m * u);
+          for (let i = 0; i < dw.length; i++) {
+            expect(Math.abs(gotDw[i]! - dw[i]!)).toBeLessThanOrEqual(gamma(n * g.oh * g.ow) * dwMag[i]!);
+          }
+          for (let i = 0; i < dx.length; i++) {
+            expect(Math.abs(gotDx[i]! - dx[i]!)).toBeLessThanOrEqual(gamma(o + kh * kw) * dxMag[i]!);
+          }
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
   it("SAME padding keeps ceil(size / stride) and puts the odd pad after (JAX's rule)", () => {
     const g = convGeometry([1, 7, 8, 1], [3, 4, 1, 1], { padding: "SAME", strides: [2, 3] });
     expect([g.oh, g.ow]).toEqual([4, 3]);

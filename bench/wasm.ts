@@ -142,6 +142,19 @@ function benchTsjax(): Results {
         2,
       );
     }
+    for (const threads of [1, 2]) {
+      // The convolution work of a training step for this layer: forward, kernel gradient and (but
+      // for the first layer, whose input needs none) input gradient.
+      out[`conv${i + 1} step ${threads}T`] = time(
+        () => {
+          conv.conv2dPtr(g, bx, bw, bo, bs, threads);
+          conv.conv2dGradKernelPtr(g, bx, bo, bw, bs, threads);
+          if (i > 0) conv.conv2dGradInputPtr(g, bo, bw, bx, bs, threads);
+        },
+        QUICK ? 3 : 5,
+        1,
+      );
+    }
     for (const p of [bx, bw, bo, bs]) heap.free(p);
   });
   be.dispose();
@@ -336,6 +349,14 @@ async function main(): Promise<void> {
       `conv${i + 1} 2T`,
       (v) => `${v.toFixed(1)} ms`,
     );
+    const ms = (v: number) => `${v.toFixed(1)} ms`;
+    rows.push([
+      `  … fwd + dW${i > 0 ? " + dx" : ""} (its share of a training step)`,
+      fmt(ours[`conv${i + 1} step 1T`], ms),
+      fmt(ours[`conv${i + 1} step 2T`], ms),
+      ...Object.keys(peers).map(() => ""),
+      "",
+    ]);
   });
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   console.log(

@@ -39,10 +39,13 @@ export interface StridedOperand {
 /** Something that runs part of a GEMM on other threads (see threads.ts). */
 export interface GemmThreadPool {
   readonly threads: number;
-  /** Runs `gemm` with `args` (the 19 i32 arguments) on every worker for its column range. */
+  /**
+   * Runs `gemm` on worker w with `args(s0, s1, w)` (the 19 i32 arguments for split w, a row or
+   * column range) while `main` runs the caller's share, and returns when all are done.
+   */
   run(
     splits: [number, number][],
-    args: (n0: number, n1: number, scratch: number) => number[],
+    args: (s0: number, s1: number, worker: number) => number[],
     main: () => void,
   ): void;
   terminate(): void;
@@ -145,8 +148,8 @@ export class WasmGemm {
 
   /**
    * C = A·B on operands already in linear memory (byte offsets, strides in elements); C is
-   * [M, N] with row stride `ldc`. With `threads > 1` and a started pool, N is split on NR
-   * boundaries; the result is bitwise the same as with one thread.
+   * [M, N] with row stride `ldc`. With `threads > 1` and a started pool, the longer of M and N is
+   * split on tile boundaries; the result is bitwise the same as with one thread.
    */
   gemmPtr(
     m: number,
@@ -162,25 +165,45 @@ export class WasmGemm {
     if (m === 0 || n === 0) return;
     const pool = this.pool;
     const t = Math.min(threads, pool ? pool.threads + 1 : 1);
-    if (t <= 1 || 2 * m * n * k < this.minThreadFlops || n < 2 * this.shape.nr) {
+    // Split the longer of M and N (on tile boundaries): each thread packs the whole of the other
+    // operand, so splitting a skinny N (convolutions, thin layers) would duplicate packing all of A.
+    const splitM = m > n;
+    const tile = splitM ? this.shape.mr : this.shape.nr;
+    const extent = splitM ? m : n;
+    if (t <= 1 || 2 * m * n * k < this.minThreadFlops || extent < 2 * tile) {
       this.gemmFn(...this.args(m, n, k, a, b, c, ldc, 0, n, this.scratch[0]!));
       return;
     }
-    const nr = this.shape.nr;
-    const panels = Math.ceil(n / nr);
+    const tiles = Math.ceil(extent / tile);
     const splits: [number, number][] = [];
     for (let i = 0; i < t; i++) {
-      const p0 = Math.floor((panels * i) / t);
-      const p1 = Math.floor((panels * (i + 1)) / t);
-      splits.push([Math.min(p0 * nr, n), Math.min(p1 * nr, n)]);
+      const p0 = Math.floor((tiles * i) / t);
+      const p1 = Math.floor((tiles * (i + 1)) / t);
+      splits.push([Math.min(p0 * tile, extent), Math.min(p1 * tile, extent)]);
     }
     for (let i = 0; i < t; i++) this.scratchFor(i);
+    // Rows [r0, r1) are the same GEMM on offset A and C pointers; columns use gemm's n0/n1.
+    const part = (s0: number, s1: number, scratch: number) =>
+      splitM
+        ? this.args(
+            s1 - s0,
+            n,
+            k,
+            { ...a, ptr: a.ptr + 4 * s0 * a.rs },
+            b,
+            c + 4 * s0 * ldc,
+            ldc,
+            0,
+            n,
+            scratch,
+          )
+        : this.args(m, n, k, a, b, c, ldc, s0, s1, scratch);
     pool!.run(
       splits.slice(1),
-      (n0, n1, worker) => this.args(m, n, k, a, b, c, ldc, n0, n1, this.scratch[worker + 1]!),
+      (s0, s1, worker) => part(s0, s1, this.scratch[worker + 1]!),
       () => {
-        const [n0, n1] = splits[0]!;
-        this.gemmFn(...this.args(m, n, k, a, b, c, ldc, n0, n1, this.scratch[0]!));
+        const [s0, s1] = splits[0]!;
+        this.gemmFn(...part(s0, s1, this.scratch[0]!));
       },
     );
   }

@@ -172,7 +172,7 @@ describe("wasm GEMM on two threads", () => {
   be.gemm.minThreadFlops = 0;
   afterAll(() => be.dispose());
 
-  it("is bitwise identical to one thread (same blocking), for sizes on and off the tile grid", () => {
+  it("is bitwise identical to one thread (same blocking), splitting N or M, sizes on and off the tile grid", () => {
     fc.assert(
       fc.property(
         fc.record({
@@ -192,6 +192,21 @@ describe("wasm GEMM on two threads", () => {
       ),
       { numRuns: 40 },
     );
+    // Tall problems split M instead of N (row blocks on offset A and C pointers).
+    for (const [m, k, n, seed] of [
+      [301, 50, 20, 3],
+      [97, 33, 9, 4],
+    ] as const) {
+      const a = data(m * k, seed);
+      const b = data(k * n, seed + 1);
+      const two = be.matmul(a, b, m, k, n, { transA: seed === 4 });
+      expect(
+        Buffer.from(two.buffer).equals(
+          Buffer.from(single.matmul(a, b, m, k, n, { transA: seed === 4 }).buffer),
+        ),
+      ).toBe(true);
+      expectWithinBound(two, a, b, m, k, n, seed === 4);
+    }
     // And one problem large enough to cross the default threshold and several NC blocks.
     be.gemm.minThreadFlops = 1 << 23;
     const [m, k, n] = [96, 300, 1100];

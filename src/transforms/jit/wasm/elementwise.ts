@@ -485,6 +485,15 @@ function plan(
   return { dims, strides: st };
 }
 
+/** A planned call: the module, JS-looped leading dims, the 4-d loop dims, strides, outputs per call. */
+interface Prepared {
+  fn: (...args: number[]) => void;
+  lead: number[];
+  loop: number[];
+  strides: number[][];
+  inner: number;
+}
+
 /**
  * A compiled fused elementwise kernel over a heap. Modules are built lazily per inner-dimension
  * access pattern (contiguous / broadcast / strided per input) and cached.
@@ -492,6 +501,8 @@ function plan(
 export class ElementwiseKernel {
   private readonly order: Expr[];
   private readonly cache = new Map<string, (...args: number[]) => void>();
+  /** Loop plans by shape/stride signature (bounded). */
+  private readonly plans = new Map<string, Prepared | null>();
   private staging: { ptr: number; bytes: number } | undefined;
 
   constructor(
@@ -539,29 +550,22 @@ export class ElementwiseKernel {
    * last axis (reduced).
    */
   runPtr(out: number, shape: readonly number[], inputs: readonly PtrInput[]): void {
-    const outShape = shape;
     if (inputs.length !== this.arity) {
       throw new ConfigError(`expected ${this.arity} inputs, got ${inputs.length}`, "elementwise");
     }
-    for (const d of outShape) {
-      if (!Number.isInteger(d) || d < 0)
-        throw new ShapeError(`bad output shape [${outShape}]`, "elementwise");
+    const prepared = this.prepare(shape, inputs);
+    if (!prepared) return;
+    const { fn, lead, loop, strides, inner } = prepared;
+    if (lead.length === 0) {
+      // Rank ≤ 4 after collapsing: one call (the common case; kept allocation-light for eager use).
+      const args: number[] = [out, loop[0]!, loop[1]!, loop[2]!, loop[3]!];
+      for (let i = 0; i < inputs.length; i++) {
+        const s = strides[i]!;
+        args.push(inputs[i]!.ptr, s[0]!, s[1]!, s[2]!, s[3]!);
+      }
+      fn(...args);
+      return;
     }
-    if (this.reduce && outShape.length === 0) {
-      throw new ShapeError("a reduction needs at least one axis", "elementwise");
-    }
-    const { dims, strides } = plan(outShape, inputs, this.reduce !== undefined);
-    // An empty reduced axis still writes the identity; any other empty axis writes nothing.
-    if (dims.slice(0, -1).includes(0) || (!this.reduce && dims.includes(0))) return;
-    const lead = dims.slice(0, dims.length - RANK);
-    const loop = dims.slice(dims.length - RANK);
-    const kinds: InnerKind[] = strides.map((s) => {
-      const inner = s[s.length - 1]!;
-      return inner === 1 ? "contiguous" : inner === 0 ? "broadcast" : "strided";
-    });
-    const fn = this.fn(kinds);
-    // Output elements per 4-d call: the whole block, or its rows for a reduction.
-    const inner = loop.reduce((a, b) => a * b, 1) / (this.reduce ? loop[RANK - 1]! || 1 : 1);
     // Ranks above 4 (after collapsing): loop over the leading indices here.
     const count = lead.reduce((a, b) => a * b, 1);
     const idx = lead.map(() => 0);
@@ -579,6 +583,43 @@ export class ElementwiseKernel {
         idx[d] = 0;
       }
     }
+  }
+
+  /** Plans (and caches per shape/stride signature) the loop nest; null when there is nothing to do. */
+  private prepare(shape: readonly number[], inputs: readonly PtrInput[]): Prepared | null {
+    let key = shape.join(",");
+    for (const x of inputs) key += `|${x.shape.join(",")}${x.strides ? `:${x.strides.join(",")}` : ""}`;
+    const hit = this.plans.get(key);
+    if (hit !== undefined) return hit;
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new ShapeError(`bad output shape [${shape}]`, "elementwise");
+    }
+    if (this.reduce && shape.length === 0) {
+      throw new ShapeError("a reduction needs at least one axis", "elementwise");
+    }
+    const { dims, strides } = plan(shape, inputs, this.reduce !== undefined);
+    // An empty reduced axis still writes the identity; any other empty axis writes nothing.
+    let prepared: Prepared | null = null;
+    if (!(dims.slice(0, -1).includes(0) || (!this.reduce && dims.includes(0)))) {
+      const lead = dims.slice(0, dims.length - RANK);
+      const loop = dims.slice(dims.length - RANK);
+      const kinds: InnerKind[] = strides.map((st) => {
+        const innerStride = st[st.length - 1]!;
+        return innerStride === 1 ? "contiguous" : innerStride === 0 ? "broadcast" : "strided";
+      });
+      // Output elements per 4-d call: the whole block, or its rows for a reduction.
+      const inner = loop.reduce((a, b) => a * b, 1) / (this.reduce ? loop[RANK - 1]! || 1 : 1);
+      prepared = {
+        fn: this.fn(kinds),
+        lead,
+        loop,
+        strides: strides.map((st) => (lead.length ? st : st.slice(-RANK))),
+        inner,
+      };
+    }
+    if (this.plans.size >= 256) this.plans.clear();
+    this.plans.set(key, prepared);
+    return prepared;
   }
 
   /**

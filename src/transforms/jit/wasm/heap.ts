@@ -44,6 +44,12 @@ export class WasmHeap {
 
   constructor(options: HeapOptions = {}) {
     this.shared = options.shared ?? typeof SharedArrayBuffer !== "undefined";
+    if (this.shared && typeof SharedArrayBuffer === "undefined") {
+      throw new ConfigError(
+        "shared memory needs SharedArrayBuffer (cross-origin isolation in browsers)",
+        "WasmHeap",
+      );
+    }
     this.maxPages = options.maxPages ?? 32768;
     if (!Number.isInteger(this.maxPages) || this.maxPages < 1 || this.maxPages > 65536) {
       throw new ConfigError(`maxPages must be an integer in [1, 65536], got ${this.maxPages}`, "WasmHeap");

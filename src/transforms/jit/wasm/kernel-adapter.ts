@@ -188,8 +188,18 @@ export class WasmKernelBackend {
   readonly backend: WasmBackend;
   private readonly staging: { ptr: number; bytes: number }[] = [];
 
+  private readonly owned: boolean;
+
   constructor(backend?: WasmBackend) {
+    this.owned = backend === undefined;
     this.backend = backend ?? new WasmBackend();
+  }
+
+  /** Frees the staging buffers (and the backend, when this object created it). */
+  dispose(): void {
+    for (const s of this.staging) if (s) this.backend.heap.free(s.ptr);
+    this.staging.length = 0;
+    if (this.owned) this.backend.dispose();
   }
 
   /** Stages `data` into slot `slot` of persistent heap memory; returns its byte offset. */

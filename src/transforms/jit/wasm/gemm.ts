@@ -121,7 +121,16 @@ export class WasmGemm {
     n1: number,
     scratch: number,
   ): number[] {
-    const { kc, mc, nc } = this.blocks;
+    // Equal blocks no larger than the configured ones (K = 288 runs as 2×144, not 256 + 32). The K
+    // blocking depends on K alone, so row/column splits between threads leave results bitwise
+    // unchanged; M blocks stay multiples of MR.
+    const even = (size: number, max: number, multiple: number) => {
+      const blocks = Math.max(1, Math.ceil(size / max));
+      return Math.min(max, Math.ceil(Math.ceil(size / blocks) / multiple) * multiple);
+    };
+    const kc = even(k, this.blocks.kc, 1);
+    const mc = even(m, this.blocks.mc, this.shape.mr);
+    const nc = this.blocks.nc;
     const L = this.layout;
     return [
       m,

@@ -6,11 +6,12 @@
  *   packed A micro-panel (MR values per k, splat-loaded) and a packed B micro-panel (NR values per
  *   k, vector-loaded), unrolled over k; no FMA in SIMD128, so mul then add.
  * - `packA` / `packB`: copy a KC-deep block of A (MC rows) and B (NC columns) into contiguous
- *   micro-panels, zero-padded to multiples of MR / NR so the kernel never sees an edge.
+ *   micro-panels, zero-padded to multiples of MR / NR so the kernel never sees an edge; row-major
+ *   A and transposed B go through 4×4 register transposes, transposed A is a vector copy.
  * - `gemm`: the loops jc (NC) → pc (KC) → pack B → ic (MC) → pack A → jr (NR) → ir (MR). Edge tiles
  *   go through a scratch MR×NR tile and are copied in/out, so every C element is computed by the
- *   same sequence of operations whatever the tile position: splitting N between threads is bitwise
- *   identical to one thread.
+ *   same sequence of operations whatever the tile position: splitting M or N between threads is
+ *   bitwise identical to one thread (only the K blocking, a function of K, orders the sums).
  */
 import { type FuncBuilder, I32, ModuleBuilder, Op, Simd, V128 } from "./assembler.js";
 

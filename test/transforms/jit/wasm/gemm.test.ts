@@ -1,0 +1,219 @@
+import fc from "fast-check";
+import { afterAll, describe, expect, it } from "vitest";
+import { ShapeError } from "../../../../src/core/errors.js";
+import { matmul, WasmBackend } from "../../../../src/transforms/jit/wasm/backend.js";
+import { WasmGemm } from "../../../../src/transforms/jit/wasm/gemm.js";
+import { WasmHeap } from "../../../../src/transforms/jit/wasm/heap.js";
+
+/** Deterministic uniform(-1, 1) float32 data (mulberry32). */
+function data(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+/**
+ * Float64 oracle of op(A)·op(B) and, per element, Σ|a||b| for the float32 error bound
+ * |ĉ − c| ≤ γ_K·Σ|a_ik||b_kj|, γ_K = K·u/(1 − K·u), u = 2^-24 (any summation order).
+ */
+function oracle(a: Float32Array, b: Float32Array, m: number, k: number, n: number, tA: boolean, tB: boolean) {
+  const c = new Float64Array(m * n);
+  const mag = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      let g = 0;
+      for (let p = 0; p < k; p++) {
+        const av = tA ? a[p * m + i]! : a[i * k + p]!;
+        const bv = tB ? b[j * k + p]! : b[p * n + j]!;
+        s += av * bv;
+        g += Math.abs(av * bv);
+      }
+      c[i * n + j] = s;
+      mag[i * n + j] = g;
+    }
+  }
+  return { c, mag };
+}
+
+function expectWithinBound(
+  got: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  tA = false,
+  tB = false,
+) {
+  const { c, mag } = oracle(a, b, m, k, n, tA, tB);
+  const u = 2 ** -24;
+  const gamma = (k * u) / (1 - k * u);
+  let worst = 0;
+  for (let i = 0; i < m * n; i++) {
+    const excess = Math.abs(got[i]! - c[i]!) - gamma * mag[i]!;
+    worst = Math.max(worst, excess);
+  }
+  expect(worst).toBeLessThanOrEqual(0);
+}
+
+const dims = fc.record({
+  m: fc.integer({ min: 0, max: 70 }),
+  k: fc.integer({ min: 0, max: 70 }),
+  n: fc.integer({ min: 0, max: 70 }),
+  tA: fc.boolean(),
+  tB: fc.boolean(),
+  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+});
+
+describe("wasm GEMM", () => {
+  const heap = new WasmHeap();
+  // Default blocking, and tiny blocks so sizes ≤ 70 cross every MC/KC/NC boundary.
+  const gemms = {
+    default: new WasmGemm(heap),
+    tiny: new WasmGemm(heap, { mr: 4, nr: 8, unroll: 1 }, { kc: 5, mc: 6, nc: 9 }),
+    unrolled: new WasmGemm(heap, { mr: 3, nr: 4, unroll: 4 }, { kc: 7, mc: 10, nc: 12 }),
+  };
+
+  for (const [name, gemm] of Object.entries(gemms)) {
+    it(`${name} blocking: random M, K, N in [0, 70], transposes, within γ_K·Σ|a||b|`, () => {
+      fc.assert(
+        fc.property(dims, ({ m, k, n, tA, tB, seed }) => {
+          const a = data(m * k, seed);
+          const b = data(k * n, seed + 1);
+          const c = gemm.matmul(a, b, m, k, n, { transA: tA, transB: tB });
+          expect(c.length).toBe(m * n);
+          expectWithinBound(c, a, b, m, k, n, tA, tB);
+        }),
+        { numRuns: name === "default" ? 120 : 80 },
+      );
+    });
+  }
+
+  it("K = 0 gives zeros, size-1 and size-0 axes work, the default entry point agrees", () => {
+    expect(Array.from(matmul(new Float32Array(0), new Float32Array(0), 2, 0, 3))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(matmul(new Float32Array(0), new Float32Array(12), 0, 4, 3).length).toBe(0);
+    expect(Array.from(matmul(new Float32Array([3]), new Float32Array([-2]), 1, 1, 1))).toEqual([-6]);
+    expect(
+      Array.from(matmul(new Float32Array([1, 2, 3, 4]), new Float32Array([5, 6, 7, 8]), 2, 2, 2)),
+    ).toEqual([19, 22, 43, 50]);
+    // `out` is overwritten, not accumulated into, even when K = 0.
+    const out = new Float32Array([9, 9]);
+    gemms.tiny.matmul(new Float32Array(0), new Float32Array(0), 1, 0, 2, { out });
+    expect(Array.from(out)).toEqual([0, 0]);
+  });
+
+  it("a larger problem (several KC blocks, MC blocks, edge tiles) stays within the bound", () => {
+    const [m, k, n] = [131, 517, 75];
+    const a = data(m * k, 7);
+    const b = data(k * n, 8);
+    expectWithinBound(gemms.default.matmul(a, b, m, k, n), a, b, m, k, n);
+  });
+
+  it("pointer API: strided operands and a C row stride larger than N leave the gaps alone", () => {
+    const [m, k, n, ldc] = [5, 6, 7, 11];
+    const a = data(m * k, 3);
+    const b = data(k * n, 4);
+    const pa = heap.alloc(4 * m * k);
+    const pb = heap.alloc(4 * k * n);
+    const pc = heap.alloc(4 * m * ldc);
+    const mem = heap.f32();
+    mem.set(a, pa / 4);
+    mem.set(b, pb / 4);
+    mem.fill(42, pc / 4, pc / 4 + m * ldc);
+    // A given as [K, M] (its transpose), read through strides.
+    const at = new Float32Array(m * k);
+    for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) at[p * m + i] = a[i * k + p]!;
+    heap.f32().set(at, pa / 4);
+    gemms.tiny.gemmPtr(m, n, k, { ptr: pa, rs: 1, cs: m }, { ptr: pb, rs: n, cs: 1 }, pc, ldc);
+    const got = heap.f32().slice(pc / 4, pc / 4 + m * ldc);
+    const c = new Float32Array(m * n);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < ldc; j++) {
+        if (j < n) c[i * n + j] = got[i * ldc + j]!;
+        else expect(got[i * ldc + j]).toBe(42);
+      }
+    }
+    expectWithinBound(c, a, b, m, k, n);
+    for (const p of [pa, pb, pc]) heap.free(p);
+  });
+
+  it("repeated calls reuse the staging buffers: no heap growth", () => {
+    const [m, k, n] = [33, 47, 29];
+    const a = data(m * k, 5);
+    const b = data(k * n, 6);
+    const out = new Float32Array(m * n);
+    gemms.default.matmul(a, b, m, k, n, { out });
+    const before = [heap.byteLength, heap.liveBytes];
+    for (let i = 0; i < 300; i++) gemms.default.matmul(a, b, m, k, n, { out, transB: i % 2 === 1 });
+    expect([heap.byteLength, heap.liveBytes]).toEqual(before);
+  });
+
+  it("bad sizes raise ShapeError naming matmul", () => {
+    expect(() => matmul(new Float32Array(5), new Float32Array(6), 2, 3, 2)).toThrow(ShapeError);
+    expect(() => matmul(new Float32Array(6), new Float32Array(5), 2, 3, 2)).toThrow(/matmul: B has 5/);
+    expect(() => matmul(new Float32Array(0), new Float32Array(0), -1, 0, 0)).toThrow(ShapeError);
+    expect(() =>
+      matmul(new Float32Array(4), new Float32Array(4), 2, 2, 2, { out: new Float32Array(3) }),
+    ).toThrow(ShapeError);
+  });
+});
+
+describe("wasm GEMM on two threads", () => {
+  const be = new WasmBackend({ threads: 2 });
+  const single = new WasmGemm(be.heap, be.gemm.shape, be.gemm.blocks);
+  be.gemm.minThreadFlops = 0;
+  afterAll(() => be.dispose());
+
+  it("is bitwise identical to one thread (same blocking), splitting N or M, sizes on and off the tile grid", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          m: fc.integer({ min: 1, max: 90 }),
+          k: fc.integer({ min: 0, max: 300 }),
+          n: fc.integer({ min: 16, max: 200 }),
+          tB: fc.boolean(),
+          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        }),
+        ({ m, k, n, tB, seed }) => {
+          const a = data(m * k, seed);
+          const b = data(k * n, seed + 1);
+          const one = single.matmul(a, b, m, k, n, { transB: tB });
+          const two = be.matmul(a, b, m, k, n, { transB: tB });
+          expect(Buffer.from(two.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+    // Tall problems split M instead of N (row blocks on offset A and C pointers).
+    for (const [m, k, n, seed] of [
+      [301, 50, 20, 3],
+      [97, 33, 9, 4],
+    ] as const) {
+      const a = data(m * k, seed);
+      const b = data(k * n, seed + 1);
+      const two = be.matmul(a, b, m, k, n, { transA: seed === 4 });
+      expect(
+        Buffer.from(two.buffer).equals(
+          Buffer.from(single.matmul(a, b, m, k, n, { transA: seed === 4 }).buffer),
+        ),
+      ).toBe(true);
+      expectWithinBound(two, a, b, m, k, n, seed === 4);
+    }
+    // And one problem large enough to cross the default threshold and several NC blocks.
+    be.gemm.minThreadFlops = 1 << 23;
+    const [m, k, n] = [96, 300, 1100];
+    const a = data(m * k, 1);
+    const b = data(k * n, 2);
+    const two = be.matmul(a, b, m, k, n);
+    expect(Buffer.from(two.buffer).equals(Buffer.from(single.matmul(a, b, m, k, n).buffer))).toBe(true);
+    expectWithinBound(two, a, b, m, k, n);
+  });
+});

@@ -1,26 +1,61 @@
 /**
- * One small training run per SAM variant on the same problem: an MLP 2-32-32-3 on three
- * interleaved spirals with 20 % of the training labels flipped (test labels clean), 400 steps of
- * batch 64, momentum SGD with a cosine learning rate. Prints, per variant, the final noisy-train
- * loss and accuracy, the clean test accuracy, the m-sharpness (m = 20, ρ = 0.05) and the top Hessian
- * eigenvalue of the training loss at the final weights.
+ * One small training run per SAM variant on the same problem, with the same initialisation and the
+ * same batches for every variant, momentum SGD 0.9 with a cosine learning rate from 0.05. Prints,
+ * per variant, the final noisy-train loss and accuracy, the clean test accuracy, the m-sharpness
+ * (m = 20, ρ = 0.05) and the top Hessian eigenvalue of the training loss at the final weights.
+ *
+ * Two problems (`DATA`, default `spirals`, the fast one):
+ *
+ * - `spirals`: an MLP 2-32-32-3 on three synthetic interleaved spirals with 20 % of the training
+ *   labels flipped (test labels clean), 400 steps of batch 64 drawn with replacement.
+ * - `mnist`: real data through the command line's loader (src/cli/data/datasets.ts): 1,000 MNIST
+ *   training images with 40 % symmetric label noise and 1,000 clean test images, average-pooled to
+ *   14×14 and standardised, an MLP 196-32-10, 10 epochs of batch 50 over a seeded shuffle. The
+ *   subsets and the noise use the CLI's seeds, so they are those of
+ *   `tsjax train --dataset mnist --seed 0 --train-size 1000 --test-size 1000 --label-noise 0.4 --image-size 14`.
+ *   LMAX_SIZE=500 estimates λmax on the first 500 training images only, for a shorter run.
  *
  *   npx tsx examples/sam-variants.ts            (STEPS=100 for a quick run)
  *   PER_CLASS=60 HIDDEN=64 NOISE=0.3 STEPS=1500 npx tsx examples/sam-variants.ts   (a regime where SGD memorises the noise)
+ *   DATA=mnist npx tsx examples/sam-variants.ts   (TRAIN_SIZE, TEST_SIZE, NOISE, HIDDEN, EPOCHS, SEED, LMAX_SIZE)
  */
-import { type Tensor, grad, nn, numpy as np, optim, random, tree } from "../src/index.js";
+import {
+  type Prepared,
+  batchOf,
+  loadDataset,
+  prepare,
+  seededSubset,
+  symmetricNoise,
+} from "../src/cli/data/datasets.js";
+import { ConfigError, type Tensor, grad, nn, numpy as np, optim, random, tree } from "../src/index.js";
 
-type Params = { l1: { w: Tensor; b: Tensor }; l2: { w: Tensor; b: Tensor }; l3: { w: Tensor; b: Tensor } };
+type Layer = { w: Tensor; b: Tensor };
+/** Dense layers `l1, l2, …`, applied in that order with ReLU between them. */
+type Params = Record<string, Layer>;
 type Data = { x: Tensor; y: Tensor };
 
-const CLASSES = 3;
-const STEPS = Number(process.env.STEPS ?? 400);
-/** Training points per class, hidden width and the fraction of flipped training labels. */
-const PER_CLASS = Number(process.env.PER_CLASS ?? 200);
+/** A training problem: data, network widths and the batch schedule every variant shares. */
+interface Problem {
+  /** Two lines describing the data, model and schedule. */
+  description: string;
+  /** Layer widths, input first, classes last. */
+  widths: number[];
+  train: Data;
+  test: Data;
+  /** The training set λmax is estimated on (all of `train`, or a prefix of it). */
+  lmaxSet: Data;
+  steps: number;
+  /** The `t`-th training batch. */
+  batch(t: number): Data;
+  /** m-SAM's lane size: it must divide the batch size. */
+  m: number;
+}
+
+const DATA = process.env.DATA ?? "spirals";
 const HIDDEN = Number(process.env.HIDDEN ?? 32);
-const NOISE = Number(process.env.NOISE ?? 0.2);
-const BATCH = 64;
-const LR = optim.cosineDecaySchedule(0.05, STEPS);
+const LR0 = 0.05;
+
+const CLASSES = 3;
 
 /** Three spirals in the plane, `n` points each, with Gaussian jitter. */
 function spirals(key: Tensor, n: number): Data {
@@ -46,18 +81,24 @@ function corrupt(key: Tensor, y: Tensor, fraction: number): Tensor {
   return np.where(flip, np.mod(y.add(shift), CLASSES), y).astype("int32");
 }
 
-function init(key: Tensor): Params {
-  const dense = (i: number, m: number, n: number) => ({
-    w: random.normal(random.foldIn(key, i), [m, n]).mul(Math.sqrt(2 / m)),
-    b: np.zeros([n]),
-  });
-  return { l1: dense(1, 2, HIDDEN), l2: dense(2, HIDDEN, HIDDEN), l3: dense(3, HIDDEN, CLASSES) };
+function init(key: Tensor, widths: number[]): Params {
+  const p: Params = {};
+  for (let i = 1; i < widths.length; i++) {
+    const [m, n] = [widths[i - 1]!, widths[i]!];
+    p[`l${i}`] = { w: random.normal(random.foldIn(key, i), [m, n]).mul(Math.sqrt(2 / m)), b: np.zeros([n]) };
+  }
+  return p;
 }
 
 function predict(p: Params, x: Tensor): Tensor {
-  const h1 = nn.relu(np.matmul(x, p.l1.w).add(p.l1.b));
-  const h2 = nn.relu(np.matmul(h1, p.l2.w).add(p.l2.b));
-  return np.matmul(h2, p.l3.w).add(p.l3.b);
+  const layers = Object.keys(p).length;
+  let h = x;
+  for (let i = 1; i <= layers; i++) {
+    const { w, b } = p[`l${i}`]!;
+    h = np.matmul(h, w).add(b);
+    if (i < layers) h = nn.relu(h);
+  }
+  return h;
 }
 
 const loss = (p: Params, x: Tensor, y: Tensor): Tensor =>
@@ -73,21 +114,22 @@ interface Variant {
   step(p: Params, s: unknown, x: Tensor, y: Tensor, t: number): [Params, unknown];
 }
 
-const base = () => optim.sgd(LR, { momentum: 0.9 });
-/** A gradient function (params, x, y) → grads fed to momentum SGD. */
-const withGrad = (name: string, g: (p: Params, x: Tensor, y: Tensor) => unknown): Variant => {
-  const opt = base();
-  return {
-    name,
-    init: (p) => opt.init(p),
-    step: (p, s, x, y) => {
-      const [u, ns] = opt.update(g(p, x, y), s as unknown[], p);
-      return [optim.applyUpdates(p, u), ns];
-    },
+/** Every variant of the table, for `steps` training steps and m-SAM lanes of `m` examples. */
+function variants(steps: number, m: number): Variant[] {
+  const LR = optim.cosineDecaySchedule(LR0, steps);
+  const base = () => optim.sgd(LR, { momentum: 0.9 });
+  /** A gradient function (params, x, y) → grads fed to momentum SGD. */
+  const withGrad = (name: string, g: (p: Params, x: Tensor, y: Tensor) => unknown): Variant => {
+    const opt = base();
+    return {
+      name,
+      init: (p) => opt.init(p),
+      step: (p, s, x, y) => {
+        const [u, ns] = opt.update(g(p, x, y), s as unknown[], p);
+        return [optim.applyUpdates(p, u), ns];
+      },
+    };
   };
-};
-
-function variants(): Variant[] {
   const rho = 0.05;
   const out: Variant[] = [
     withGrad("SGD (momentum 0.9)", grad(loss) as never),
@@ -122,7 +164,7 @@ function variants(): Variant[] {
     ),
     withGrad("Fisher-SAM γ=0.1 η=1", optim.sam(loss, { rho: 0.1, fisher: { eta: 1 } })),
     withGrad("USAM ρ=0.05", optim.usam(loss, { rho })),
-    withGrad("m-SAM ρ=0.05 m=16", optim.sam(loss, { rho, m: 16 })),
+    withGrad(`m-SAM ρ=0.05 m=${m}`, optim.sam(loss, { rho, m })),
     withGrad("SAM 3-step projected", optim.sam(loss, { rho, ascentSteps: 3, ascentStepSize: rho / 2 })),
     withGrad("SAM + 2nd-order term", optim.sam(loss, { rho, secondOrder: true })),
   );
@@ -130,7 +172,7 @@ function variants(): Variant[] {
     // GSAM: ρ_t follows the cosine learning rate from 0.1 down to 0.02, α = 0.3.
     const rhoT = optim.gsamRhoSchedule({
       learningRate: LR,
-      lrMax: 0.05,
+      lrMax: LR0,
       lrMin: 0,
       rhoMax: 0.1,
       rhoMin: 0.02,
@@ -182,29 +224,102 @@ function variants(): Variant[] {
   return out;
 }
 
-const train0 = spirals(random.key(42), PER_CLASS);
-const trainSet: Data = { x: train0.x, y: corrupt(random.key(7), train0.y, NOISE) };
-const testSet = spirals(random.key(43), 200);
-const n = trainSet.x.shape[0]!;
+/** The synthetic problem: three noisy spirals, batches drawn with replacement. */
+function spiralsProblem(): Problem {
+  const steps = Number(process.env.STEPS ?? 400);
+  /** Training points per class and the fraction of flipped training labels. */
+  const perClass = Number(process.env.PER_CLASS ?? 200);
+  const noise = Number(process.env.NOISE ?? 0.2);
+  const batch = 64;
+  const train0 = spirals(random.key(42), perClass);
+  const train: Data = { x: train0.x, y: corrupt(random.key(7), train0.y, noise) };
+  const n = train.x.shape[0]!;
+  return {
+    description:
+      `3-class spirals (${n} train, ${100 * noise}% labels flipped; 600 clean test), MLP 2-${HIDDEN}-${HIDDEN}-3,\n` +
+      `${steps} steps of batch ${batch}`,
+    widths: [2, HIDDEN, HIDDEN, CLASSES],
+    train,
+    test: spirals(random.key(43), 200),
+    lmaxSet: train,
+    steps,
+    batch: (t) => {
+      const idx = random.randint(random.foldIn(random.key(1), t), [batch], 0, n);
+      return { x: np.take(train.x, idx, 0), y: np.take(train.y, idx, 0) };
+    },
+    m: 16,
+  };
+}
 
-console.log(
-  `tsjax SAM variants: 3-class spirals (${n} train, ${100 * NOISE}% labels flipped; 600 clean test), MLP 2-${HIDDEN}-${HIDDEN}-3,`,
-);
-console.log(
-  `${STEPS} steps of batch 64, momentum SGD 0.9 with cosine lr from 0.05; same init and batches for every variant\n`,
-);
+/** Real data: an MNIST subset with symmetric label noise, prepared as `tsjax train` prepares it. */
+function mnistProblem(): Problem {
+  const trainSize = Number(process.env.TRAIN_SIZE ?? 1000);
+  const testSize = Number(process.env.TEST_SIZE ?? 1000);
+  const noise = Number(process.env.NOISE ?? 0.4);
+  const epochs = Number(process.env.EPOCHS ?? 10);
+  const lmaxSize = Math.min(trainSize, Number(process.env.LMAX_SIZE ?? trainSize));
+  const batch = 50;
+  const imageSize = 14;
+  const ds = loadDataset("mnist");
+  // The CLI's data seeds (src/cli/train/run.ts): subset 1, test subset 2, label noise 3.
+  const root = random.key(Number(process.env.SEED ?? 0));
+  const subset = (split: typeof ds.train, k: number, size: number): Prepared =>
+    prepare(split, { indices: seededSubset(random.foldIn(root, k), split.n, size), imageSize, image: false });
+  const train = subset(ds.train, 1, trainSize);
+  train.y = symmetricNoise(random.foldIn(root, 3), train.y, noise, ds.numClasses);
+  const test = subset(ds.test, 2, testSize);
+  const inOrder = (d: Prepared, size = d.n) =>
+    batchOf(
+      d,
+      Int32Array.from({ length: d.n }, (_, i) => i),
+      0,
+      size,
+    );
+  const perEpoch = Math.floor(trainSize / batch);
+  // One seeded shuffle per epoch, drawn once so every variant sees the same batches.
+  const orders = Array.from(
+    { length: epochs },
+    (_, e) => random.permutation(random.foldIn(random.foldIn(root, 4), e), trainSize).data() as Int32Array,
+  );
+  const d = imageSize * imageSize;
+  return {
+    description:
+      `MNIST ${imageSize}×${imageSize} (${trainSize} train, ${100 * noise}% symmetric label noise; ${testSize} clean test), ` +
+      `MLP ${d}-${HIDDEN}-10,\n${epochs} epochs of ${perEpoch} batches of ${batch}, λmax on ${lmaxSize} train images`,
+    widths: [d, HIDDEN, ds.numClasses],
+    train: inOrder(train),
+    test: inOrder(test),
+    lmaxSet: inOrder(train, lmaxSize),
+    steps: epochs * perEpoch,
+    batch: (t) => {
+      const i = t % perEpoch;
+      return batchOf(train, orders[Math.floor(t / perEpoch)]!, i * batch, (i + 1) * batch);
+    },
+    m: 10,
+  };
+}
+
+const problem = DATA === "mnist" ? mnistProblem() : DATA === "spirals" ? spiralsProblem() : undefined;
+if (problem === undefined)
+  throw new ConfigError(`DATA must be spirals or mnist, got ${DATA}`, "sam-variants");
+const { train: trainSet, test: testSet } = problem;
+
+console.log(`tsjax SAM variants: ${problem.description},`);
+console.log(`momentum SGD 0.9 with cosine lr from ${LR0}; same init and batches for every variant\n`);
 console.log("variant                      train loss  train acc  test acc  m-sharpness  λmax    seconds");
-for (const v of variants()) {
-  let p = init(random.key(0));
+const total0 = performance.now();
+for (const v of variants(problem.steps, problem.m)) {
+  let p = init(random.key(0), problem.widths);
   let s = v.init(p);
   const t0 = performance.now();
-  for (let t = 0; t < STEPS; t++) {
-    const idx = random.randint(random.foldIn(random.key(1), t), [BATCH], 0, n);
-    [p, s] = v.step(p, s, np.take(trainSet.x, idx, 0), np.take(trainSet.y, idx, 0), t);
+  for (let t = 0; t < problem.steps; t++) {
+    const { x, y } = problem.batch(t);
+    [p, s] = v.step(p, s, x, y, t);
   }
   const seconds = (performance.now() - t0) / 1000;
   const sharp = optim.sharpness.mSharpness(loss, p, [trainSet.x, trainSet.y], { rho: 0.05, m: 20 }).value;
-  const lmax = optim.sharpness.topEigenvalues((q: Params) => loss(q, trainSet.x, trainSet.y), p, 1, {
+  const { x: lx, y: ly } = problem.lmaxSet;
+  const lmax = optim.sharpness.topEigenvalues((q: Params) => loss(q, lx, ly), p, 1, {
     iterations: 20,
     key: random.key(5),
   }).eigenvalues[0]!;
@@ -212,3 +327,4 @@ for (const v of variants()) {
     `${v.name.padEnd(28)} ${loss(p, trainSet.x, trainSet.y).item().toFixed(4).padStart(10)}  ${(100 * accuracy(p, trainSet)).toFixed(1).padStart(8)}%  ${(100 * accuracy(p, testSet)).toFixed(1).padStart(7)}%  ${sharp.toFixed(4).padStart(11)}  ${lmax.toFixed(2).padStart(6)}  ${seconds.toFixed(1).padStart(7)}`,
   );
 }
+console.log(`\ntotal ${((performance.now() - total0) / 1000).toFixed(0)} s (seconds column: training only)`);

@@ -32,7 +32,10 @@ function rows(): [string, string][] {
   const out: [string, string][] = [];
   const small = [np.arange(10).astype("float32"), np.ones([10])];
   const n = 2 ** 20;
-  const x = np.arange(n).astype("float32").mul(1 / n);
+  const x = np
+    .arange(n)
+    .astype("float32")
+    .mul(1 / n);
   const a = np.full([n], 1.5);
   const b = np.full([n], -0.25);
   const c = np.full([n], 2);

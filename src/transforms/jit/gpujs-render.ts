@@ -148,7 +148,17 @@ function binaryText(fn: BinaryOp, a: string, b: string): string {
   }
 }
 
-function combineText(op: ReduceOp, acc: string, v: string): string {
+/**
+ * max / min that propagate NaN as `Math.max` does (and as JAX's max does). GLSL's `max`/`min`
+ * return the other operand for a NaN, so on GL they are spelled as comparisons; `x != x` is
+ * NaN-exact under Mesa (unlike `x - x`, which it folds).
+ */
+function nanMaxMin(fn: "max" | "min", a: string, b: string): string {
+  return `((${a} ${fn === "max" ? ">" : "<"} ${b} || ${a} != ${a}) ? ${a} : ${b})`;
+}
+
+function combineText(op: ReduceOp, acc: string, v: string, flavour: GpuJsFlavour): string {
+  if (flavour === "gl" && (op === "max" || op === "min")) return nanMaxMin(op, v, acc);
   switch (op) {
     case "sum":
       return `${acc} + ${v}`;
@@ -348,6 +358,8 @@ class Emitter {
         const a = this.emit(e.a, indent);
         const b = this.emit(e.b, indent);
         if (e.fn === "pow") return this.pow(a, b, indent);
+        if ((e.fn === "max" || e.fn === "min") && this.flavour === "gl")
+          return this.bindTo(nanMaxMin(e.fn, a, b), indent);
         // Mesa folds x - x to 0 even for ±∞ and NaN (is_finite is lowered to x - x == 0), so GL
         // spells out its IEEE value: 0 for finite x, NaN otherwise.
         if (e.fn === "sub" && a === b && this.flavour === "gl")
@@ -488,7 +500,7 @@ export function renderGpuJs(
     accs.forEach((a, j) => {
       em.lane = j;
       const v = em.emit(red.body, indent);
-      em.lines.push(`${indent}${a} = ${combineText(red.op, a, v)};`);
+      em.lines.push(`${indent}${a} = ${combineText(red.op, a, v, flavour)};`);
     });
     for (let d = redShape.length - 1; d >= 0; d--) {
       indent = indent.slice(2);

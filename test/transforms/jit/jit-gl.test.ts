@@ -212,6 +212,60 @@ describe.skipIf(!GL.ok)(`jit on headless-gl${SKIP_NOTE}`, () => {
     expect(j(f).lower(x, w, bias).kernels).toHaveLength(1);
   });
 
+  it("property: matmuls of random odd shapes, with transposes and a fused epilogue, within γ_K", () => {
+    const arb = fc
+      .record({
+        m: fc.integer({ min: 1, max: 9 }),
+        k: fc.integer({ min: 1, max: 40 }),
+        n: fc.integer({ min: 1, max: 9 }),
+        transposed: fc.boolean(),
+      })
+      .chain((d) =>
+        fc.tuple(
+          fc.constant(d),
+          arbTensorOfShape([d.m, d.k], { bound: 2 }),
+          arbTensorOfShape(d.transposed ? [d.n, d.k] : [d.k, d.n], { bound: 2 }),
+          arbTensorOfShape([d.n], { bound: 2 }),
+        ),
+      );
+    fc.assert(
+      fc.property(arb, ([d, x, w, bias]) => {
+        const f = (p: Tensor, q: Tensor, b: Tensor) => np.tanh(p.matmul(d.transposed ? q.T : q).add(b));
+        const got = j(f)(x, w, bias).data();
+        const exact = f(x.astype("float64"), w.astype("float64"), bias.astype("float64")).data();
+        const abs = np
+          .abs(x)
+          .matmul(np.abs(d.transposed ? w.T : w))
+          .add(np.abs(bias))
+          .data();
+        // Dot in any order: γ_K·Σ|x_ik w_kj|, one more rounding for the bias, then tanh (Lipschitz
+        // 1, ≤ 4-ulp polynomial, result ≤ 1): (K + 1)·ε·Σ + 8ε.
+        for (let i = 0; i < got.length; i++)
+          expect(Math.abs(got[i]! - exact[i]!)).toBeLessThanOrEqual((d.k + 1) * U * abs[i]! + 8 * U);
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it("reductions along each axis (sum, max, min, prod) of a transposed operand", () => {
+    const x = iota([5, 7, 3], 0.15);
+    const f = (v: Tensor) => {
+      const t = v.transpose([2, 0, 1]);
+      return [t.sum(0), lax.reduceMax(t, [1]), lax.reduceMin(t, [2]), lax.reduceProd(t, [0, 2])];
+    };
+    const got = j(f)(x) as Tensor[];
+    const want64 = f(x.astype("float64")) as Tensor[];
+    // The sum over n = 3 terms: (n - 1)·ε·Σ|x| with |x| ≤ 1.5, plus the final rounding; max and min
+    // are exact; a product of n = 21 terms is within (n + 1)·ε relative.
+    expectClose(got[0]!, want64[0]!.astype("float32"), 2 * U * 3 * 1.5 + U);
+    expectExact(got[1]!.data(), want64[1]!.astype("float32").data());
+    expectExact(got[2]!.data(), want64[2]!.astype("float32").data());
+    const p = got[3]!.data();
+    const p64 = want64[3]!.data();
+    for (let i = 0; i < p.length; i++)
+      expect(Math.abs(p[i]! - p64[i]!)).toBeLessThanOrEqual(22 * U * Math.abs(p64[i]!));
+  });
+
   it("specials: ±∞, NaN and ±0 through inputs, is_finite, comparisons, select, exp and log", () => {
     const x = np.array([Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN, 0, -0, 2, -3]);
     const f = (v: Tensor) => [
@@ -220,12 +274,19 @@ describe.skipIf(!GL.ok)(`jit on headless-gl${SKIP_NOTE}`, () => {
       np.where(v.greater(0), v, v.mul(0.5)),
       np.exp(v),
       np.log(np.abs(v)),
+      np.maximum(v, 1),
+      np.minimum(v, 1),
+      lax.reduceMax(v, [0]),
+      lax.reduceMin(lax.slice(v, [3], [7]), [0]),
+      lax.reduceMax(lax.slice(v, [3], [7]), [0]),
     ];
     const got = j(f)(x) as Tensor[];
     const want = f(x) as Tensor[];
     expect(got[0]!.toArray()).toEqual(want[0]!.toArray());
     expect(got[1]!.toArray()).toEqual(want[1]!.toArray());
     for (const k of [2, 3, 4]) expectClose(got[k]!, want[k]!, 8 * U);
+    // max and min propagate NaN (GLSL's builtins would drop it) and are exact otherwise.
+    for (const k of [5, 6, 7, 8, 9]) expectExact(got[k]!.data(), want[k]!.data());
   });
 });
 

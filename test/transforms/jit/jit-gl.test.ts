@@ -15,6 +15,8 @@
  * so the per-function test below pins the tighter figure and would flag a Mesa that differs).
  * Hence the same 8 ulps per step (two roundings of ≤ 4 ulp) as the webasm backend's bound.
  */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../src/core/errors.js";
@@ -396,6 +398,37 @@ describe.skipIf(!GL.ok)(`GLSL elementary functions against float64 Math${SKIP_NO
       (i) => Math.fround(a[i]!) ** b[i]!,
       (i, y) => (8 + 2 * Math.abs(b[i]! * Math.log2(Math.abs(a[i]!)))) * 2 * U * Math.abs(y),
     );
+  });
+});
+
+describe("without a display", () => {
+  it('require: "gpu" in a process with no DISPLAY throws a ConfigError naming the fallback', () => {
+    // A child process without DISPLAY cannot make a GL context even under xvfb-run, so this path is
+    // exercised in every run, GL or not.
+    const root = fileURLToPath(new URL("../../../", import.meta.url));
+    const backendUrl = new URL("../../../src/transforms/jit/gpujs-backend.ts", import.meta.url).href;
+    const script = `
+      const { gpuJsBackend } = await import(${JSON.stringify(backendUrl)});
+      const load = { op: "load", arg: 0, index: { offset: 0, out: [1], red: [] } };
+      const k = gpuJsBackend({ mode: "gpu", require: "gpu" }).compile({
+        argSizes: [1], outShape: [1], outDType: "float32", reduction: null,
+        expr: { op: "unary", fn: "neg", x: load },
+      });
+      try { k.run([new Float32Array([1])]); console.log(JSON.stringify({ ran: k.ranOn })); }
+      catch (e) { console.log(JSON.stringify({ name: e.name, message: e.message })); }`;
+    const env = { ...process.env };
+    delete env.DISPLAY;
+    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: root,
+      env,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(child.status, child.stderr).toBe(0);
+    const res = JSON.parse(child.stdout.trim().split("\n").pop()!) as { name?: string; message?: string };
+    expect(res.name).toBe("ConfigError");
+    expect(res.message).toMatch(/on (webasm|cpu), but "gpu" is required/);
+    expect(res.message).toMatch(/instead of the requested gpu/);
   });
 });
 

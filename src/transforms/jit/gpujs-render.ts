@@ -480,7 +480,16 @@ export function renderGpuJs(
     );
     for (let d = 0; d < lead.length; d++) {
       const inner = lead.slice(d + 1).reduce((p, s) => p * s, 1);
-      head.push(`  const o${d} = Math.floor((q + 0.5) / ${inner}.0);`);
+      if (flavour === "gl" && inner > 1) {
+        // (q + 0.5)/inner lies at least 0.5/inner from an integer, so a correctly rounded division
+        // floors exactly; GLSL only promises 2.5 ulp for '/' (gpu.js reports Mesa's integer division
+        // as inaccurate), so one exact integer-valued correction step each way follows.
+        head.push(
+          `  let o${d} = Math.floor((q + 0.5) / ${inner}.0);`,
+          `  if (o${d} * ${inner}.0 > q) { o${d} = o${d} - 1.0; }`,
+          `  if ((o${d} + 1.0) * ${inner}.0 <= q) { o${d} = o${d} + 1.0; }`,
+        );
+      } else head.push(`  const o${d} = Math.floor((q + 0.5) / ${inner}.0);`);
       if (d < lead.length - 1) head.push(`  q = q - o${d} * ${inner};`);
     }
     output = [k.outShape[rank - 1]!, k.outShape[rank - 2]!, zSize];

@@ -192,12 +192,15 @@ describe.skipIf(!GL.ok)(`jit on headless-gl${SKIP_NOTE}`, () => {
     const y = iota([4], 0.3);
     const f = (v: Tensor, w: Tensor) => v.transpose([4, 3, 2, 1, 0]).mul(w.reshape([4, 1, 1, 1, 1]));
     expectExact(j(f)(x, y).data(), f(x, y).data());
-    // A leading space of 63·65·67 = 274 365 cells: (q + 0.5)/d is far from an integer for every q.
+    // A leading space of 65·63·67 = 274 365 cells that does not coalesce (axes 0 and 1 swap), split
+    // by (q + 0.5)/d, which lies at least 0.5/d from an integer for every q.
     const big = ints([63, 65, 67, 2, 3], 2 ** 23);
-    const g = (v: Tensor) => v.transpose([0, 1, 2, 4, 3]).add(1);
+    const g = (v: Tensor) => v.transpose([1, 0, 2, 4, 3]).add(1);
     const got = j(g)(big);
-    expect(got.shape).toEqual([63, 65, 67, 3, 2]);
+    expect(got.shape).toEqual([65, 63, 67, 3, 2]);
     expectExact(got.data(), g(big).data());
+    // The GL text corrects each float division's floor with exact integer-valued steps.
+    expect(j(g).lower(big).kernels[0]!.source).toMatch(/if \(o0 \* \d+\.0 > q\)/);
   });
 
   it("dot with transposed operands and a fused bias + relu epilogue, within γ_K", () => {

@@ -4,6 +4,14 @@
  * gpu.js actually built (`kernel.kernel.constructor.name`, `fallbackReason`), reports it, and with
  * `require` raises a ConfigError instead of accepting a silent fallback. Kernels gpu.js cannot run
  * exactly (see `renderGpuJs`) run on the kernel-IR evaluator, and the report says why.
+ *
+ * The runtime gpu.js picks (probed once per backend) decides the text's flavour: `webasm` gets the
+ * inline polynomial transcendentals, GL (headless-gl in Node, WebGL in a browser) gets GLSL-safe
+ * text and a thread grid within the context's `maxTextureSize`, everything else plain `Math.*`.
+ * In Node, headless-gl needs gpu.js's optional `gl` module built and an X display: under
+ * `xvfb-run -a` (Mesa's llvmpipe) `mode: "gpu"` or `"headlessgl"` runs there, at about 0.13-0.2 ms
+ * per kernel call (texture upload and read-back), so GL is a correctness and portability target
+ * here, not the CPU fast path. Float64 programs never come here (they run on the reference).
  */
 import { ConfigError } from "../../core/errors.js";
 import type { CompiledKernel, KernelBackend } from "./backend.js";

@@ -6,7 +6,7 @@
  * under `xvfb-run -a` (Mesa's llvmpipe software renderer). Without a context the GL tests SKIP
  * (their names say why) and the test of the fallback path runs instead.
  *
- * Accuracy model on GL (Mesa llvmpipe behind ANGLE's GLSL ES 1.0 translator), measured here and
+ * Accuracy model on GL (Mesa 22.3 llvmpipe behind ANGLE's GLSL ES 1.0 translator), measured here and
  * checked below: `+ - *` and `/` and `sqrt` are correctly rounded (the GLSL 4.x spec allows 2.5 ulp
  * for `/`); GLSL's `exp` is only (3 + 2|x|) ulp and its `log` only 2^-21 absolute near 1 by the
  * spec (33 and 106 ulp measured), so the renderer expands exp/log/tanh from the same ≤ 4-ulp
@@ -14,6 +14,11 @@
  * llvmpipe (≤ 1 ulp measured on [-10, 10]; the spec itself only promises 2^-11 absolute on [-π, π],
  * so the per-function test below pins the tighter figure and would flag a Mesa that differs).
  * Hence the same 8 ulps per step (two roundings of ≤ 4 ulp) as the webasm backend's bound.
+ *
+ * Mesa's compiler treats float arithmetic as reassociable: it folds `x - x` and `x * 0` to 0 even
+ * for ±∞ and NaN, and `(1 + x) - 1` to `x`. The renderer spells out `x - x` (is_finite is lowered
+ * to it), uses a series for log1p, and NaN-propagating comparisons for max/min (GLSL's builtins
+ * drop NaN); other IEEE corner cases of non-finite inputs are not promised on GL.
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";

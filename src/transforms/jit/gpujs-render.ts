@@ -282,13 +282,16 @@ class Emitter {
   /**
    * `a^b`. GLSL's `pow` is undefined for a negative base (Mesa gives NaN, `Math.pow(-2, 3)` is -8),
    * so on GL it runs on |a| and takes the sign from b's parity when b is an integer (NaN otherwise).
+   * The sign of a zero result is not kept ((-0)^3 gives +0).
    */
   private pow(a: string, b: string, indent: string): string {
     if (this.flavour !== "gl") return this.bindTo(`Math.pow(${a}, ${b})`, indent);
     const m = this.bindTo(`Math.pow(Math.abs(${a}), ${b})`, indent);
     const odd = `Math.abs(${b} - 2.0 * Math.floor(${b} * 0.5)) == 1.0`;
+    // x^0 = 1 for every x; otherwise NaN in gives NaN out (GLSL's pow(NaN, 3) is 0 under Mesa).
+    const nan = `${a} != ${a} || ${b} != ${b}`;
     return this.bindTo(
-      `(${a} < 0.0 ? (Math.floor(${b}) == ${b} ? (${odd} ? -${m} : ${m}) : (0.0 / 0.0)) : ${m})`,
+      `(${b} == 0.0 ? 1.0 : ((${nan}) ? (0.0 / 0.0) : (${a} < 0.0 ? (Math.floor(${b}) == ${b} ? (${odd} ? -${m} : ${m}) : (0.0 / 0.0)) : ${m})))`,
       indent,
     );
   }

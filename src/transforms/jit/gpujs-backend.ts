@@ -4,6 +4,14 @@
  * gpu.js actually built (`kernel.kernel.constructor.name`, `fallbackReason`), reports it, and with
  * `require` raises a ConfigError instead of accepting a silent fallback. Kernels gpu.js cannot run
  * exactly (see `renderGpuJs`) run on the kernel-IR evaluator, and the report says why.
+ *
+ * The runtime gpu.js picks (probed once per backend) decides the text's flavour: `webasm` gets the
+ * inline polynomial transcendentals, GL (headless-gl in Node, WebGL in a browser) gets GLSL-safe
+ * text and a thread grid within the context's `maxTextureSize`, everything else plain `Math.*`.
+ * In Node, headless-gl needs gpu.js's optional `gl` module built and an X display: under
+ * `xvfb-run -a` (Mesa's llvmpipe) `mode: "gpu"` or `"headlessgl"` runs there, at about 0.13-0.2 ms
+ * per kernel call (texture upload and read-back), so GL is a correctness and portability target
+ * here, not the CPU fast path. Float64 programs never come here (they run on the reference).
  */
 import { ConfigError } from "../../core/errors.js";
 import type { CompiledKernel, KernelBackend } from "./backend.js";
@@ -61,7 +69,11 @@ const KERNEL_CLASS: Record<string, string> = {
 /** Built kernels kept per backend (programs hold their own; this bounds what retracing accumulates). */
 const MAX_CACHED_KERNELS = 512;
 
-const GPU_RUNTIMES = new Set(["headlessgl", "webgl", "webgl2", "webgpu"]);
+const GL_RUNTIMES = new Set(["headlessgl", "webgl", "webgl2"]);
+const GPU_RUNTIMES = new Set([...GL_RUNTIMES, "webgpu"]);
+
+/** Stands in for an empty input (gpu.js cannot upload one; a kernel never reads it, see below). */
+const PLACEHOLDER = new Float32Array(1);
 
 /** Whether the runtime gpu.js chose satisfies `require` (`"gpu"` = any GL or WebGPU runtime). */
 export function satisfies(ranOn: string, require: string | undefined): boolean {
@@ -110,6 +122,7 @@ function flattenResult(res: unknown, n: number): Float32Array {
 export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
   let gpu: GpuJsInstance | null = null;
   let flavour: GpuJsFlavour | null = null;
+  let maxTextureSize: number | undefined;
   const cache = new Map<string, CompiledKernel>();
   const getGpu = (): GpuJsInstance => {
     if (gpu === null) {
@@ -136,7 +149,11 @@ export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
       });
       probe(new Float32Array([1]));
       const ran = KERNEL_CLASS[probe.kernel?.constructor.name ?? ""] ?? "unknown";
-      flavour = ran === "webasm" ? "webasm" : "native";
+      flavour = ran === "webasm" ? "webasm" : GL_RUNTIMES.has(ran) ? "gl" : "native";
+      // The kernel classes report their GL limits as a static `features` object.
+      const features = (probe.kernel?.constructor as { features?: { maxTextureSize?: number } } | undefined)
+        ?.features;
+      if (flavour === "gl") maxTextureSize = features?.maxTextureSize ?? 4096;
     }
     return flavour;
   };
@@ -155,9 +172,16 @@ export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
       }
       if (cache.size >= MAX_CACHED_KERNELS) cache.delete(cache.keys().next().value!);
       const n = sizeOfShape(kernel.outShape);
+      // An empty input of a non-empty kernel can only be read inside an empty reduction loop (a sum
+      // over a size-0 axis), so it is never read: pass a one-element placeholder instead.
+      const empty = kernel.argSizes.map((s) => s === 0);
+      const padded = empty.some(Boolean)
+        ? { ...kernel, argSizes: kernel.argSizes.map((s) => s || 1) }
+        : kernel;
       let rendered: ReturnType<typeof renderGpuJs>;
       try {
-        rendered = renderGpuJs(kernel, getFlavour());
+        const fl = getFlavour();
+        rendered = renderGpuJs(padded, fl, maxTextureSize === undefined ? {} : { maxTextureSize });
       } catch (e) {
         if (!(e instanceof RenderDeclined)) throw e;
         if (opts.require !== undefined)
@@ -195,7 +219,7 @@ export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
         source: rendered.source,
         run(inputs) {
           if (n === 0) return new Float32Array(0);
-          const res = built(...inputs);
+          const res = built(...inputs.map((a, i) => (empty[i] ? PLACEHOLDER : a)));
           if (!checked) {
             checked = true;
             const runtime =

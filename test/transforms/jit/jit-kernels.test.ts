@@ -22,6 +22,8 @@ const BACKENDS: [string, BackendOption][] = [
   ["ts", "ts"],
   ["gpu.js cpu", { name: "gpu.js", mode: "cpu" }],
   ["gpu.js webasm", { name: "gpu.js", mode: "webasm" }],
+  ["wasm", "wasm"],
+  ["wasm 1 thread", { name: "wasm", threads: 1 }],
 ];
 
 function iota(shape: number[], scale = 0.1): Tensor {

@@ -1,10 +1,11 @@
 /**
- * `npm run bench`: tsjax's figures on this machine. Prints medians of repeated runs; nothing here is
- * asserted (timings flake on shared machines). The peers (jax-js, TensorFlow.js) join this table
- * with the jit issue, which is where the speed targets live.
+ * `npm run bench`: tsjax's figures on this machine, then the jit issue's table with the peers
+ * (jax-js, TensorFlow.js) side by side, each library in its own process (bench/peers.ts). Prints
+ * medians of repeated runs; nothing here is asserted (timings flake on shared machines).
  */
 import { type Tensor, grad, makeJaxpr, nn, numpy as np, optim, random } from "../src/index.js";
 import { benchJit } from "./jit.js";
+import { peerTable } from "./peers.js";
 import { benchTree } from "./tree.js";
 
 function median(xs: number[]): number {
@@ -67,3 +68,6 @@ rows.push(...benchJit());
 const w = Math.max(...rows.map((r) => r[0].length));
 console.log("tsjax bench (median of repeated runs)\n");
 for (const [name, value] of rows) console.log(`${name.padEnd(w)}  ${value}`);
+
+console.log("");
+for (const line of peerTable()) console.log(line);

@@ -105,7 +105,7 @@ async function benchTsjax(): Promise<Results> {
   out["mlp sgd"] = time(() => sgd(mp, x, y), QUICK ? 5 : 15, 3);
   const samGrad = optim.sam(mlpLoss, { rho: 0.05 });
   const sam = jit((p: M, x: T, y: T) => sgdUpdate(p, samGrad(p, x, y) as M));
-  let t0 = performance.now();
+  const t0 = performance.now();
   sam(mp, x, y);
   const firstSam = performance.now() - t0;
   out["mlp sam"] = time(() => sam(mp, x, y), QUICK ? 5 : 15, 2);
@@ -131,12 +131,18 @@ async function benchTsjax(): Promise<Results> {
   const cnnLoss = (p: C, x: T, y: T) => {
     const h1 = nn.relu(conv(x, p.k1).add(p.c1));
     const h2 = nn.relu(conv(h1, p.k2).add(p.c2));
-    const pooled = lax.reduceWindow(h2, "max", [1, 2, 2, 1], [1, 2, 2, 1], [
-      [0, 0],
-      [0, 0],
-      [0, 0],
-      [0, 0],
-    ]);
+    const pooled = lax.reduceWindow(
+      h2,
+      "max",
+      [1, 2, 2, 1],
+      [1, 2, 2, 1],
+      [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+    );
     const logits = np.matmul(pooled.reshape([CNN_B, -1]), p.w).add(p.b);
     return np.mean(np.sum(nn.oneHot(y, 10).mul(nn.logSoftmax(logits)), -1)).neg();
   };
@@ -410,11 +416,23 @@ export function peerTable(): string[] {
     ratio(get(ours, "eager add"), get(tfjs, "eager add"), "tfjs-wasm's"),
     "≤ 3 µs",
   ]);
-  rows.push(["compile the jitted SAM step (first call − a call)", f(get(ours, "sam compile"), ms), "", "", "", "≤ 150 ms"]);
+  rows.push([
+    "compile the jitted SAM step (first call − a call)",
+    f(get(ours, "sam compile"), ms),
+    "",
+    "",
+    "",
+    "≤ 150 ms",
+  ]);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   const lines = [
     `tsjax (jit, backend "wasm") vs @jax-js/jax (wasm, jit) vs @tensorflow/tfjs (wasm); node ${process.version}, medians${QUICK ? ", BENCH_QUICK=1" : ""}`,
-    ...rows.map((r) => r.map((v, c) => v.padEnd(widths[c]!)).join("  ").trimEnd()),
+    ...rows.map((r) =>
+      r
+        .map((v, c) => v.padEnd(widths[c]!))
+        .join("  ")
+        .trimEnd(),
+    ),
   ];
   for (const [name, r] of [
     ["tsjax", ours],

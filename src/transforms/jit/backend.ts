@@ -4,6 +4,8 @@
  * new target (the project's own WebAssembly SIMD backend, WebGPU) plugs in as one value.
  */
 import { ConfigError } from "../../core/errors.js";
+import type { JaxprEqn } from "../../core/jaxpr.js";
+import type { Tensor } from "../../core/tensor.js";
 import type { Kernel } from "./kernel-ir.js";
 
 /** A kernel ready to run. */
@@ -23,10 +25,22 @@ export interface CompiledKernel {
   readonly source?: string;
 }
 
+/** An equation outside the kernel IR (a convolution, say) that a backend runs natively. */
+export interface CompiledEscape {
+  run(inputs: readonly Tensor[]): Tensor[];
+  /** Where it runs, e.g. `"wasm:conv"`. */
+  readonly ranOn: string;
+}
+
 export interface KernelBackend {
   /** Short name, e.g. `"ts"`, `"gpu.js"`. */
   readonly name: string;
   compile(kernel: Kernel): CompiledKernel;
+  /**
+   * Optionally takes over an equation the fusion leaves to the CPU implementations (an escape);
+   * `null` declines, and the primitive's reference implementation runs.
+   */
+  compileEscape?(eqn: JaxprEqn): CompiledEscape | null;
 }
 
 /** `jit`'s `backend` option. */

@@ -5,7 +5,8 @@
  * that do not merge) the kernel falls back, per kernel, to gpu.js `webasm` and, should gpu.js be
  * unavailable, to the kernel-IR evaluator; `ranOn` and `fallbackReason` report which and why.
  *
- * Compiled kernels are cached per backend instance on the kernel's hash, so retracing (or a second
+ * Convolutions, which the fusion leaves as escapes, run on the wasm convolution when they fit
+ * (wasm-conv.ts). Compiled kernels are cached per backend instance on the kernel's hash, so retracing (or a second
  * program with the same kernel) reuses the generated module.
  */
 import { ConfigError } from "../../core/errors.js";
@@ -13,6 +14,7 @@ import type { CompiledKernel, KernelBackend } from "./backend.js";
 import { gpuJsBackend } from "./gpujs-backend.js";
 import { tsBackend } from "./kernel-eval.js";
 import { type Kernel, coalesce, kernelHash } from "./kernel-ir.js";
+import { wasmConvEscape } from "./wasm-conv.js";
 import { WasmBackend } from "./wasm/backend.js";
 import { WasmKernelBackend } from "./wasm/kernel-adapter.js";
 
@@ -119,6 +121,7 @@ export function wasmJitBackend(opts: WasmJitOptions = {}): KernelBackend & { dis
       cache.set(key, compiled);
       return compiled;
     },
+    compileEscape: (eqn) => wasmConvEscape(() => getAdapter().backend, eqn),
     dispose(): void {
       adapter?.dispose();
       wasm?.dispose();

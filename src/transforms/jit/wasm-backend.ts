@@ -50,7 +50,9 @@ export function defaultWasmThreads(): number {
  * jit(f, { backend: "wasm" }).lower(x).backend; // "wasm:gemm+wasm:elementwise"
  * ```
  */
-export function wasmJitBackend(opts: WasmJitOptions = {}): KernelBackend & { dispose(): void } {
+export function wasmJitBackend(
+  opts: WasmJitOptions = {},
+): KernelBackend & { dispose(): void; memoryBytes(): number } {
   const threads = opts.threads ?? defaultWasmThreads();
   const fallbackTo = opts.fallback ?? "gpu.js";
   let adapter: WasmKernelBackend | null = null;
@@ -121,6 +123,8 @@ export function wasmJitBackend(opts: WasmJitOptions = {}): KernelBackend & { dis
       cache.set(key, compiled);
       return compiled;
     },
+    /** The size of the backend's linear memory (0 before its first kernel). */
+    memoryBytes: () => wasm?.heap.memory.buffer.byteLength ?? 0,
     compileEscape: (eqn) => wasmConvEscape(() => getAdapter().backend, eqn),
     dispose(): void {
       adapter?.dispose();

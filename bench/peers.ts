@@ -236,24 +236,22 @@ async function benchJax(): Promise<Results> {
   out["mlp sgd"] = await timeAsync(() => runTree(() => sgd(tree.ref(mp), x.ref, y.ref)), QUICK ? 5 : 15, 3);
   out["mlp sam"] = await timeAsync(() => runTree(() => sam(tree.ref(mp), x.ref, y.ref)), QUICK ? 5 : 15, 2);
   if (!QUICK) {
+    // jax-js convolves NCHW × OIHW only: the same network and FLOPs in that layout.
     const cp: Record<string, A> = {
-      k1: np.array(scaled(288, 7, 0.3)).reshape([3, 3, 1, 32]),
-      c1: np.zeros([32]),
-      k2: np.array(scaled(9 * 32 * 64, 8, 0.06)).reshape([3, 3, 32, 64]),
-      c2: np.zeros([64]),
+      k1: np.array(scaled(288, 7, 0.3)).reshape([32, 1, 3, 3]),
+      c1: np.zeros([32, 1, 1]),
+      k2: np.array(scaled(9 * 32 * 64, 8, 0.06)).reshape([64, 32, 3, 3]),
+      c2: np.zeros([64, 1, 1]),
       w: np.array(scaled(9216 * 10, 9, 0.01)).reshape([9216, 10]),
       b: np.zeros([10]),
     };
-    const cx = np.array(data(CNN_B * 784, 10)).reshape([CNN_B, 28, 28, 1]);
+    const cx = np.array(data(CNN_B * 784, 10)).reshape([CNN_B, 1, 28, 28]);
     const cy = np.array(labels(CNN_B), { dtype: np.int32 });
-    const conv = (v: A, k: A) =>
-      lax.convGeneralDilated(v, k, [1, 1], "VALID", {
-        dimensionNumbers: ["NHWC", "HWIO", "NHWC"],
-      } as never);
+    const conv = (v: A, k: A) => lax.convGeneralDilated(v, k, [1, 1], "VALID");
     const cnnLoss = (p: Record<string, A>, x: A, y: A) => {
       const h1 = nn.relu(conv(x, p.k1!).add(p.c1!));
       const h2 = nn.relu(conv(h1, p.k2!).add(p.c2!));
-      const pooled = lax.reduceWindow(h2, (w: A) => np.max(w), [1, 2, 2, 1] as never, [1, 2, 2, 1]);
+      const pooled = lax.reduceWindow(h2, (w: A) => np.max(w), [2, 2], [2, 2]);
       const logits = np.matmul(pooled.reshape([CNN_B, -1]), p.w!).add(p.b!);
       return np.mean(np.sum(nn.oneHot(y, 10).mul(nn.logSoftmax(logits)), -1)).neg();
     };

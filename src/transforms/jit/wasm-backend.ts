@@ -13,7 +13,7 @@ import { ConfigError } from "../../core/errors.js";
 import type { CompiledKernel, KernelBackend } from "./backend.js";
 import { gpuJsBackend } from "./gpujs-backend.js";
 import { tsBackend } from "./kernel-eval.js";
-import { type Kernel, coalesce, kernelHash } from "./kernel-ir.js";
+import { type Affine, type Kernel, coalesce, forEachLoad, kernelHash, mapLoads } from "./kernel-ir.js";
 import { wasmConvEscape } from "./wasm-conv.js";
 import { WasmBackend } from "./wasm/backend.js";
 import { WasmKernelBackend } from "./wasm/kernel-adapter.js";
@@ -39,6 +39,32 @@ export function defaultWasmThreads(): number {
   const wt = g.process?.getBuiltinModule?.("worker_threads");
   if (!os || !wt) return 1;
   return Math.min(2, Math.max(1, os.availableParallelism?.() ?? 1));
+}
+
+/**
+ * Orders a multi-axis reduction's axes by the first load's strides (largest first), so that a
+ * reduction over a transposed buffer (`max(abs(gᵀ))` over all its elements, say) becomes one
+ * contiguous axis after `coalesce`, which the wasm row reduction takes. This changes only the order
+ * in which elements are combined: exact for max and min, a reassociation (within the same float32
+ * error bound) for sum and prod.
+ */
+export function orderReductionAxes(k: Kernel): Kernel {
+  const red = k.reduction;
+  if (!red || red.shape.length < 2) return k;
+  let first: Affine | null = null;
+  forEachLoad(red.body, (a) => {
+    first ??= a;
+  });
+  if (first === null) return k;
+  const coeff = (first as Affine).red;
+  const order = red.shape.map((_, d) => d).sort((a, b) => Math.abs(coeff[b]!) - Math.abs(coeff[a]!) || a - b);
+  if (order.every((d, i) => d === i)) return k;
+  const remap = (a: Affine): Affine => ({ offset: a.offset, out: a.out, red: order.map((d) => a.red[d]!) });
+  return {
+    ...k,
+    reduction: { op: red.op, shape: order.map((d) => red.shape[d]!), body: mapLoads(red.body, remap) },
+    expr: mapLoads(k.expr, remap),
+  };
 }
 
 /**
@@ -103,7 +129,7 @@ export function wasmJitBackend(
   return {
     name: "wasm",
     compile(raw: Kernel): CompiledKernel {
-      const kernel = coalesce(raw);
+      const kernel = coalesce(orderReductionAxes(coalesce(raw)));
       const key = kernelHash(kernel);
       const hit = cache.get(key);
       if (hit) {

@@ -54,6 +54,37 @@ describe("wasm backend in jit", () => {
   });
 });
 
+describe("wasm reductions over transposed inputs", () => {
+  it("a full reduction of a transposed buffer runs on wasm (axes reordered), max exactly, sum within γ_n", () => {
+    fc.assert(
+      fc.property(
+        fc.tuple(
+          fc.integer({ min: 2, max: 9 }),
+          fc.integer({ min: 2, max: 9 }),
+          fc.integer({ min: 1, max: 5 }),
+        ),
+        fc.constantFrom([1, 0, 2], [2, 1, 0], [1, 2, 0]),
+        ([a, b, c], perm) =>
+          fc.assert(
+            fc.property(arbTensorOfShape([a, b, c], { bound: 3 }), (x) => {
+              const fmax = (v: Tensor) => np.max(np.abs(lax.transpose(v, perm)));
+              const fsum = (v: Tensor) => np.sum(lax.transpose(v, perm).mul(2), [0, 1, 2]);
+              const lmax = jit(fmax, { backend: "wasm" }).lower(x);
+              expect(lmax.kernels.every((k) => k.ranOn.startsWith("wasm:"))).toBe(true);
+              expect(jit(fmax, { backend: "wasm" })(x).item()).toBe(fmax(x).item());
+              const n = a * b * c;
+              const want = fsum(x.astype("float64")).item();
+              const bound = 2 * (n + 1) * U * np.sum(np.abs(x).astype("float64")).mul(2).item();
+              expect(Math.abs(jit(fsum, { backend: "wasm" })(x).item() - want)).toBeLessThanOrEqual(bound);
+            }),
+            { numRuns: 3 },
+          ),
+      ),
+      { numRuns: 10 },
+    );
+  });
+});
+
 interface ConvCase {
   layout: "NHWC" | "NCHW";
   n: number;

@@ -1,6 +1,6 @@
 /**
  * `jit(f)(x) ≈ f(x)` on random programs, for every backend available here: the reference
- * interpreter, the kernel-IR evaluator (`ts`), gpu.js `cpu` and gpu.js `webasm`.
+ * interpreter, the kernel-IR evaluator (`ts`), gpu.js `cpu`, gpu.js `webasm` and the own `wasm`.
  *
  * Tolerance, from a first-order float32 error analysis of the program (not tuned): running the
  * program in float64 on the same (float32-exact) input gives the oracle y and, step by step, the

@@ -20,16 +20,45 @@ export function permute4(
   const outShape = perm.map((p) => shape[p]!);
   if (perm.every((p, i) => p === i)) return { data, shape: outShape };
   const src = [shape[1]! * shape[2]! * shape[3]!, shape[2]! * shape[3]!, shape[3]!, 1];
-  const [s0, s1, s2, s3] = perm.map((p) => src[p]!) as [number, number, number, number];
-  const [n0, n1, n2, n3] = outShape as [number, number, number, number];
+  const st = perm.map((p) => src[p]!);
   const out = new Float32Array(data.length);
-  let k = 0;
-  for (let a = 0; a < n0; a++)
-    for (let b = 0; b < n1; b++)
-      for (let c = 0; c < n2; c++) {
-        let i = a * s0 + b * s1 + c * s2;
-        for (let d = 0; d < n3; d++, i += s3) out[k++] = data[i]!;
-      }
+  const ost = [outShape[1]! * outShape[2]! * outShape[3]!, outShape[2]! * outShape[3]!, outShape[3]!, 1];
+  // The output axis that reads the source's contiguous axis: when it is not the output's last
+  // axis, copy in 32×32 tiles over it and the last axis, so reads and writes both stay in cache.
+  const q = perm.indexOf(3);
+  if (q === 3) {
+    const [n0, n1, n2, n3] = outShape as [number, number, number, number];
+    const [s0, s1, s2] = st as [number, number, number, number];
+    let k = 0;
+    for (let a = 0; a < n0; a++)
+      for (let b = 0; b < n1; b++)
+        for (let c = 0; c < n2; c++) {
+          const i = a * s0 + b * s1 + c * s2;
+          for (let d = 0; d < n3; d++) out[k++] = data[i + d]!;
+        }
+    return { data: out, shape: outShape };
+  }
+  const others = [0, 1, 2].filter((d) => d !== q) as [number, number];
+  const [u, v] = others;
+  const T = 32;
+  const nq = outShape[q]!;
+  const n3 = outShape[3]!;
+  const s3 = st[3]!;
+  for (let a = 0; a < outShape[u]!; a++)
+    for (let b = 0; b < outShape[v]!; b++) {
+      const si = a * st[u]! + b * st[v]!;
+      const oi = a * ost[u]! + b * ost[v]!;
+      for (let q0 = 0; q0 < nq; q0 += T)
+        for (let d0 = 0; d0 < n3; d0 += T) {
+          const q1 = Math.min(q0 + T, nq);
+          const d1 = Math.min(d0 + T, n3);
+          for (let d = d0; d < d1; d++) {
+            const sd = si + d * s3;
+            const od = oi + d;
+            for (let j = q0; j < q1; j++) out[od + j * ost[q]!] = data[sd + j]!;
+          }
+        }
+    }
   return { data: out, shape: outShape };
 }
 

@@ -16,6 +16,7 @@ import { numpy as np } from "../../../src/index.js";
 import { arbTensorOfShape } from "../../../src/testing/arbitraries.js";
 import { grad, jit } from "../../../src/transforms/index.js";
 import { getDefaultBackend } from "../../../src/transforms/jit/backend.js";
+import { permute4 } from "../../../src/transforms/jit/wasm-conv.js";
 import type { BackendOption } from "../../../src/transforms/jit/index.js";
 
 const U = 2 ** -24;
@@ -81,6 +82,38 @@ describe("wasm reductions over transposed inputs", () => {
           ),
       ),
       { numRuns: 10 },
+    );
+  });
+});
+
+describe("permute4 (the conv's layout changes)", () => {
+  const perms: number[][] = [];
+  const build = (a: number[]) => {
+    if (a.length === 4) perms.push(a);
+    else for (let i = 0; i < 4; i++) if (!a.includes(i)) build([...a, i]);
+  };
+  build([]);
+  it("matches the index definition out[i] = x[Σ i_t·stride(perm[t])] for all 24 permutations", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 4, maxLength: 4 }), (shape) => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x = Float32Array.from({ length: n }, (_, i) => i);
+        const st = [shape[1]! * shape[2]! * shape[3]!, shape[2]! * shape[3]!, shape[3]!, 1];
+        for (const p of perms) {
+          const y = permute4(x, shape, p);
+          expect(y.shape).toEqual(p.map((d) => shape[d]!));
+          let k = 0;
+          const [n0, n1, n2, n3] = y.shape as [number, number, number, number];
+          for (let a = 0; a < n0; a++)
+            for (let b = 0; b < n1; b++)
+              for (let c = 0; c < n2; c++)
+                for (let d = 0; d < n3; d++, k++) {
+                  const src = a * st[p[0]!]! + b * st[p[1]!]! + c * st[p[2]!]! + d * st[p[3]!]!;
+                  if (y.data[k] !== src) expect(y.data[k]).toBe(src);
+                }
+        }
+      }),
+      { numRuns: 15 },
     );
   });
 });

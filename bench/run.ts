@@ -1,10 +1,11 @@
 /**
- * `npm run bench`: tsjax's figures on this machine. Prints medians of repeated runs; nothing here is
- * asserted (timings flake on shared machines). The peers (jax-js, TensorFlow.js) join this table
- * with the jit issue, which is where the speed targets live.
+ * `npm run bench`: tsjax's figures on this machine, then the jit issue's table with the peers
+ * (jax-js, TensorFlow.js) side by side, each library in its own process (bench/peers.ts). Prints
+ * medians of repeated runs; nothing here is asserted (timings flake on shared machines).
  */
 import { type Tensor, grad, makeJaxpr, nn, numpy as np, optim, random } from "../src/index.js";
 import { benchJit } from "./jit.js";
+import { peerTable } from "./peers.js";
 import { benchTree } from "./tree.js";
 
 function median(xs: number[]): number {
@@ -28,8 +29,16 @@ type Params = { w1: Tensor; b1: Tensor; w2: Tensor; b2: Tensor; w3: Tensor; b3: 
 
 function mlp(sizes: number[]): Params {
   const k = random.key(0);
-  const w = (i: number) => random.normal(random.foldIn(k, i), [sizes[i]!, sizes[i + 1]!]).mul(Math.sqrt(2 / sizes[i]!));
-  return { w1: w(0), b1: np.zeros([sizes[1]!]), w2: w(1), b2: np.zeros([sizes[2]!]), w3: w(2), b3: np.zeros([sizes[3]!]) };
+  const w = (i: number) =>
+    random.normal(random.foldIn(k, i), [sizes[i]!, sizes[i + 1]!]).mul(Math.sqrt(2 / sizes[i]!));
+  return {
+    w1: w(0),
+    b1: np.zeros([sizes[1]!]),
+    w2: w(1),
+    b2: np.zeros([sizes[2]!]),
+    w3: w(2),
+    b3: np.zeros([sizes[3]!]),
+  };
 }
 
 function loss(p: Params, x: Tensor, y: Tensor): Tensor {
@@ -45,12 +54,18 @@ const x = random.normal(random.key(1), [128, 784]);
 const y = random.randint(random.key(2), [128], 0, 10);
 const g = grad(loss);
 
-rows.push(["trace MLP 784-512-512-10 grad step to a jaxpr (makeJaxpr)", `${time(() => makeJaxpr(g)(params, x, y)).toFixed(2)} ms`]);
+rows.push([
+  "trace MLP 784-512-512-10 grad step to a jaxpr (makeJaxpr)",
+  `${time(() => makeJaxpr(g)(params, x, y)).toFixed(2)} ms`,
+]);
 const tGrad = time(() => g(params, x, y), 3, 1);
 rows.push(["eager grad of the MLP step, B = 128 (reference CPU kernels)", `${tGrad.toFixed(1)} ms`]);
 const samGrad = optim.sam(loss, { rho: 0.05 });
 const tSam = time(() => samGrad(params, x, y), 3, 1);
-rows.push(["eager SAM gradient of the same step (two gradients)", `${tSam.toFixed(1)} ms (${(tSam / tGrad).toFixed(2)}x the plain gradient)`]);
+rows.push([
+  "eager SAM gradient of the same step (two gradients)",
+  `${tSam.toFixed(1)} ms (${(tSam / tGrad).toFixed(2)}x the plain gradient)`,
+]);
 const a = np.ones([10]);
 const b = np.ones([10]);
 const n = 20000;
@@ -60,10 +75,16 @@ const tAdd = time(() => {
 rows.push(["eager add of two 10-element tensors", `${((tAdd * 1000) / n).toFixed(2)} µs/op`]);
 const m = random.normal(random.key(3), [512, 512]);
 const tMat = time(() => np.matmul(m, m), 3, 1);
-rows.push(["matmul 512² fp32 (reference CPU kernel)", `${((2 * 512 ** 3) / (tMat * 1e6)).toFixed(2)} GFLOP/s`]);
+rows.push([
+  "matmul 512² fp32 (reference CPU kernel)",
+  `${((2 * 512 ** 3) / (tMat * 1e6)).toFixed(2)} GFLOP/s`,
+]);
 for (const r of benchTree()) rows.push([r.name, `${r.us.toFixed(2)} µs`]);
 rows.push(...benchJit());
 
 const w = Math.max(...rows.map((r) => r[0].length));
 console.log("tsjax bench (median of repeated runs)\n");
 for (const [name, value] of rows) console.log(`${name.padEnd(w)}  ${value}`);
+
+console.log("");
+for (const line of peerTable()) console.log(line);

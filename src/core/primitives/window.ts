@@ -74,7 +74,50 @@ function checkWindow(op: string, shape: readonly number[], p: WindowParams): num
  * For each output position and each window offset, the flat operand index it reads, or -1 in
  * padding and in the holes of the base dilation. Rows are output positions, in row-major order.
  */
+/**
+ * Window tables, cached by geometry: a training step pools (and scatters back) the same shapes every
+ * call, and building the table costs more than the pooling itself. Tables are never written after
+ * they are built. The cache holds at most `TABLE_CACHE_BYTES` of tables, least recently used first out.
+ */
+const tableCache = new Map<string, { table: Int32Array; W: number }>();
+const TABLE_CACHE_BYTES = 64 * 2 ** 20;
+let tableCacheBytes = 0;
+
 function windowTable(
+  shape: readonly number[],
+  outShape: readonly number[],
+  p: WindowParams,
+): { table: Int32Array; W: number } {
+  const key = JSON.stringify([
+    shape,
+    outShape,
+    p.windowDimensions,
+    p.windowStrides,
+    p.padding,
+    p.baseDilation,
+    p.windowDilation,
+  ]);
+  const hit = tableCache.get(key);
+  if (hit) {
+    tableCache.delete(key);
+    tableCache.set(key, hit);
+    return hit;
+  }
+  const built = buildWindowTable(shape, outShape, p);
+  const bytes = built.table.byteLength;
+  if (bytes <= TABLE_CACHE_BYTES) {
+    while (tableCacheBytes + bytes > TABLE_CACHE_BYTES) {
+      const [oldKey, old] = tableCache.entries().next().value!;
+      tableCache.delete(oldKey);
+      tableCacheBytes -= old.table.byteLength;
+    }
+    tableCache.set(key, built);
+    tableCacheBytes += bytes;
+  }
+  return built;
+}
+
+function buildWindowTable(
   shape: readonly number[],
   outShape: readonly number[],
   p: WindowParams,

@@ -4,6 +4,8 @@
  * new target (the project's own WebAssembly SIMD backend, WebGPU) plugs in as one value.
  */
 import { ConfigError } from "../../core/errors.js";
+import type { JaxprEqn } from "../../core/jaxpr.js";
+import type { Tensor } from "../../core/tensor.js";
 import type { Kernel } from "./kernel-ir.js";
 
 /** A kernel ready to run. */
@@ -23,10 +25,22 @@ export interface CompiledKernel {
   readonly source?: string;
 }
 
+/** An equation outside the kernel IR (a convolution, say) that a backend runs natively. */
+export interface CompiledEscape {
+  run(inputs: readonly Tensor[]): Tensor[];
+  /** Where it runs, e.g. `"wasm:conv"`. */
+  readonly ranOn: string;
+}
+
 export interface KernelBackend {
   /** Short name, e.g. `"ts"`, `"gpu.js"`. */
   readonly name: string;
   compile(kernel: Kernel): CompiledKernel;
+  /**
+   * Optionally takes over an equation the fusion leaves to the CPU implementations (an escape);
+   * `null` declines, and the primitive's reference implementation runs.
+   */
+  compileEscape?(eqn: JaxprEqn): CompiledEscape | null;
 }
 
 /** `jit`'s `backend` option. */
@@ -34,7 +48,16 @@ export type BackendOption =
   | "reference"
   | "ts"
   | "gpu.js"
+  | "wasm"
   | KernelBackend
+  | {
+      /** `"wasm"`: the own WebAssembly SIMD backend (the default where no GPU is available). */
+      name: "wasm";
+      /** GEMM threads, the caller's included (default 2 in Node on ≥ 2 cores, else 1). */
+      threads?: number;
+      /** Where kernels the wasm backend declines run (default `"gpu.js"`, i.e. its webasm mode). */
+      fallback?: "gpu.js" | "ts" | "none";
+    }
   | {
       /** `"gpu.js"`: kernels become gpu.js kernel source text. */
       name: "gpu.js";
@@ -65,11 +88,29 @@ export function registerBackend(
   registry.set(name, factory);
 }
 
-let defaultBackend: BackendOption = "gpu.js";
+/**
+ * The backend for this environment: gpu.js (which picks WebGPU / WebGL) in a browser that offers a
+ * GPU API, the own WebAssembly SIMD backend everywhere else (Node, workers, browsers without a GPU).
+ */
+export function environmentDefaultBackend(): BackendOption {
+  const g = globalThis as {
+    navigator?: { gpu?: unknown };
+    document?: { createElement?: (t: string) => { getContext?: (k: string) => unknown } };
+  };
+  if (g.navigator?.gpu) return "gpu.js";
+  try {
+    if (g.document?.createElement?.("canvas").getContext?.("webgl2")) return "gpu.js";
+  } catch {
+    // no canvas: no GL either
+  }
+  return "wasm";
+}
+
+let defaultBackend: BackendOption | null = null;
 
 /**
- * Sets the backend `jit` uses when none is given (initially `"gpu.js"`, letting gpu.js choose its
- * runtime).
+ * Sets the backend `jit` uses when none is given (initially {@link environmentDefaultBackend}:
+ * `"wasm"` without a GPU, `"gpu.js"` in a browser with WebGPU or WebGL2).
  *
  * @example
  * ```ts
@@ -81,6 +122,7 @@ export function setDefaultBackend(b: BackendOption): void {
 }
 
 export function getDefaultBackend(): BackendOption {
+  defaultBackend ??= environmentDefaultBackend();
   return defaultBackend;
 }
 
@@ -90,6 +132,7 @@ const instances = new Map<string, KernelBackend>();
 export function backendKey(b: BackendOption): string {
   if (typeof b === "string") return b;
   if ("compile" in b) return `custom:${b.name}`;
+  if (b.name === "wasm") return `wasm:${b.threads ?? "auto"}:${b.fallback ?? ""}`;
   return `gpu.js:${b.mode ?? "auto"}:${b.require ?? ""}`;
 }
 

@@ -9,6 +9,7 @@ import { type Atom, type ClosedJaxpr, Lit, type Var, evalJaxpr } from "../../cor
 import { Tensor, avalToString } from "../../core/tensor.js";
 import {
   type BackendOption,
+  type CompiledEscape,
   type CompiledKernel,
   type KernelBackend,
   backendKey,
@@ -38,7 +39,7 @@ export interface LoweredReport {
   /** The staged jaxpr before the passes. */
   stagedJaxpr: string;
   kernels: KernelReport[];
-  /** Primitives run through their CPU reference implementation. */
+  /** Primitives run through their CPU reference implementation (not those the backend ran natively). */
   escapes: string[];
   /** The plan, one line per step: `kernel k_… f32[128,512] ← 2 inputs (fused …)` or `escape argmax`. */
   plan: string[];
@@ -53,6 +54,8 @@ interface Compiled {
   readonly optimized: ClosedJaxpr;
   readonly steps: readonly PlanStep[];
   readonly kernels: readonly (CompiledKernel | null)[];
+  /** Per escape step, the backend's own implementation when it took the equation. */
+  readonly escapes: readonly (CompiledEscape | null)[];
   /** Per step, the variables whose last read is that step. */
   readonly releaseAfter: readonly Var[][];
   /** Buffers safe to recycle (written by a kernel, read only by kernels, not outputs). */
@@ -82,6 +85,9 @@ export class Executable {
     const kernels = steps.map((s) =>
       s.kind === "kernel" ? this.backend!.compile(coalesce(s.kernel)) : null,
     );
+    const escapes = steps.map((s) =>
+      s.kind === "escape" ? (this.backend!.compileEscape?.(s.eqn) ?? null) : null,
+    );
     const lastUse = new Map<Var, number>();
     const readers = new Map<Var, boolean>();
     steps.forEach((s, k) => {
@@ -106,7 +112,7 @@ export class Executable {
       )
         recyclable.add(s.output);
     });
-    this.compiledPlan = { optimized, steps, kernels, releaseAfter, recyclable };
+    this.compiledPlan = { optimized, steps, kernels, escapes, releaseAfter, recyclable };
     return this.compiledPlan;
   }
 
@@ -132,7 +138,10 @@ export class Executable {
       return c;
     };
     plan.steps.forEach((step, k) => {
-      if (step.kind === "escape") {
+      const native = plan.escapes[k];
+      if (step.kind === "escape" && native) {
+        native.run(step.eqn.inputs.map(read)).forEach((t, i) => env.set(step.eqn.outBinders[i]!, t));
+      } else if (step.kind === "escape") {
         const { prim, params } = step.eqn;
         const ins = step.eqn.inputs.map(read);
         const outAvals = prim.abstractEval(
@@ -151,6 +160,9 @@ export class Executable {
         if (buf !== result) for (let i = 0; i < n; i++) buf[i] = result[i]!;
         env.set(step.output, Tensor._fromBuffer(aval.shape, aval.dtype, buf, aval.weakType));
       }
+      releaseAfterStep(k);
+    });
+    function releaseAfterStep(k: number): void {
       for (const v of plan.releaseAfter[k]!) {
         if (plan.recyclable.has(v)) {
           const b = env.get(v)!._buf as Float32Array;
@@ -161,7 +173,7 @@ export class Executable {
         env.delete(v);
         f32Cache.delete(v);
       }
-    });
+    }
     this.hasRun = true;
     return j.outs.map(read);
   }
@@ -182,11 +194,14 @@ export class Executable {
     if (!this.hasRun) runOnce();
     const kernels: KernelReport[] = [];
     const escapes: string[] = [];
+    const nativeEscapes: string[] = [];
     const lines: string[] = [];
     plan.steps.forEach((s, k) => {
       if (s.kind === "escape") {
-        escapes.push(s.eqn.prim.name);
-        lines.push(`escape ${s.eqn.prim.name}`);
+        const native = plan.escapes[k];
+        if (native) nativeEscapes.push(native.ranOn);
+        else escapes.push(s.eqn.prim.name);
+        lines.push(`escape ${s.eqn.prim.name}${native ? ` on ${native.ranOn}` : ""}`);
         return;
       }
       const c = plan.kernels[k]!;
@@ -212,7 +227,7 @@ export class Executable {
         ...(c.fallbackReason ? { fallbackReason: c.fallbackReason } : {}),
       });
     });
-    const runtimes = [...new Set(kernels.map((k) => k.ranOn))];
+    const runtimes = [...new Set([...kernels.map((k) => k.ranOn), ...nativeEscapes])];
     let backend = runtimes.length ? runtimes.join("+") : "reference";
     if (escapes.length && runtimes.length) backend += "+reference escapes";
     return {

@@ -8,14 +8,16 @@
  * table from primitives to the kernel IR in kernel-ir.ts), then one compiled kernel per group from
  * the backend, run in order with buffers released at their last use.
  *
- * Backends implement `KernelBackend` (backend.ts): `"ts"` (kernel-eval.ts, the kernel-IR oracle),
- * `"gpu.js"` (gpujs-render.ts + gpujs-backend.ts), any value registered with `registerBackend`
- * (the own WebAssembly backend plugs in there and can become the default with
- * `setDefaultBackend`), and `"reference"`, which skips compilation and interprets the jaxpr.
+ * Backends implement `KernelBackend` (backend.ts): `"wasm"` (wasm-backend.ts over wasm/, the own
+ * WebAssembly SIMD backend and the default without a GPU), `"ts"` (kernel-eval.ts, the kernel-IR
+ * oracle), `"gpu.js"` (gpujs-render.ts + gpujs-backend.ts; the default in a browser with WebGPU or
+ * WebGL2), any value registered with `registerBackend`, and `"reference"`, which skips compilation
+ * and interprets the jaxpr. `setDefaultBackend` changes the default.
  */
 import { registerBackend } from "./backend.js";
 import { gpuJsBackend } from "./gpujs-backend.js";
 import { tsBackend } from "./kernel-eval.js";
+import { wasmJitBackend } from "./wasm-backend.js";
 
 registerBackend("ts", () => tsBackend);
 registerBackend("gpu.js", (opts) =>
@@ -24,14 +26,23 @@ registerBackend("gpu.js", (opts) =>
     ...(opts.require ? { require: String(opts.require) } : {}),
   }),
 );
+registerBackend("wasm", (opts) =>
+  wasmJitBackend({
+    ...(opts.threads !== undefined ? { threads: Number(opts.threads) } : {}),
+    ...(opts.fallback !== undefined ? { fallback: opts.fallback as "gpu.js" | "ts" | "none" } : {}),
+  }),
+);
 
 export {
   type BackendOption,
   type CompiledKernel,
   type KernelBackend,
+  environmentDefaultBackend,
+  getDefaultBackend,
   registerBackend,
   setDefaultBackend,
 } from "./backend.js";
+export { type WasmJitOptions, wasmJitBackend } from "./wasm-backend.js";
 export type { KernelReport, LoweredReport } from "./executable.js";
 export { jit, type JitOptions, type Jitted } from "./jit.js";
 export type { Kernel, KExpr } from "./kernel-ir.js";

@@ -19,8 +19,9 @@ export interface JitOptions {
   /** Arguments treated as compile-time constants: any value, keyed by value (JSON-like) or identity. */
   staticArgnums?: number | readonly number[];
   /**
-   * Where kernels run: `"gpu.js"` (the default; gpu.js picks its runtime), `{ name: "gpu.js", mode,
-   * require }`, `"ts"` (the kernel-IR evaluator), `"reference"` (the jaxpr interpreter on the CPU
+   * Where kernels run: `"wasm"` (the own WebAssembly SIMD backend; the default without a GPU),
+   * `{ name: "wasm", threads }`, `"gpu.js"` (gpu.js picks its runtime; the default in a browser with
+   * a GPU), `{ name: "gpu.js", mode, require }`, `"ts"` (the kernel-IR evaluator), `"reference"` (the jaxpr interpreter on the CPU
    * implementations), or a `KernelBackend` value. float64 equations always run on the CPU
    * implementations, whatever the backend (gpu.js is float32-only).
    */

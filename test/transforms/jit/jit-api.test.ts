@@ -193,10 +193,10 @@ describe("jit backends", () => {
 
 describe("jit composes with transforms", () => {
   const loss = (v: Tensor) => np.sum(np.tanh(x.mul(v)).mul(v));
-  for (const backend of ["ts", { name: "gpu.js", mode: "webasm" }] as const) {
+  for (const backend of ["ts", { name: "gpu.js", mode: "webasm" }, "wasm"] as const) {
     const tag = typeof backend === "string" ? backend : "gpu.js webasm";
-    // Tolerance: these few-op programs round at most ~10 times per element, and the webasm tanh
-    // polynomial is within 4 ulp; 64 eps32 relative covers both with margin.
+    // Tolerance: these few-op programs round at most ~10 times per element, and the webasm and
+    // wasm tanh polynomials are within 4 ulp; 64 eps32 relative covers both with margin.
     const rtol = 64 * EPS32;
     it(`jit(grad(f)) = grad(f) [${tag}]`, () => {
       close(jit(grad(loss), { backend })(w), grad(loss)(w), rtol);

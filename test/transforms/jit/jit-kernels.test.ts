@@ -1,5 +1,5 @@
 /**
- * Kernels on edge shapes, on every kernel backend here (ts, gpu.js cpu, gpu.js webasm): size-0 and
+ * Kernels on edge shapes, on every kernel backend here (ts, gpu.js cpu, gpu.js webasm, wasm): size-0 and
  * size-1 axes, odd sizes, transposes feeding elementwise and contraction kernels, reshapes that
  * merge computed axes, long reductions that must be exact (gpu.js caps argument-bound loops at
  * 1000 iterations), fused epilogues, bool outputs, and escapes mixed with kernels. Then the webasm
@@ -22,6 +22,8 @@ const BACKENDS: [string, BackendOption][] = [
   ["ts", "ts"],
   ["gpu.js cpu", { name: "gpu.js", mode: "cpu" }],
   ["gpu.js webasm", { name: "gpu.js", mode: "webasm" }],
+  ["wasm", "wasm"],
+  ["wasm 1 thread", { name: "wasm", threads: 1 }],
 ];
 
 function iota(shape: number[], scale = 0.1): Tensor {

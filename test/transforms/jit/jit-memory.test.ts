@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { Tensor } from "../../../src/core/tensor.js";
 import { numpy as np } from "../../../src/index.js";
 import { grad, jit } from "../../../src/transforms/index.js";
+import { type BackendOption, resolveBackend } from "../../../src/transforms/jit/backend.js";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -16,8 +17,14 @@ function heapMiB(): number {
   return process.memoryUsage().heapUsed / 2 ** 20;
 }
 
+/** The wasm backend's linear memory size in bytes (0 for other backends). */
+function wasmHeapBytes(backend: BackendOption): number {
+  const b = resolveBackend(backend) as { memoryBytes?: () => number } | null;
+  return b?.memoryBytes?.() ?? 0;
+}
+
 describe("jit memory", () => {
-  for (const backend of ["ts", { name: "gpu.js", mode: "webasm" }] as const) {
+  for (const backend of ["ts", { name: "gpu.js", mode: "webasm" }, "wasm"] as const) {
     const tag = typeof backend === "string" ? backend : "gpu.js webasm";
     it(`2000 jitted SGD steps keep the heap bounded [${tag}]`, () => {
       const x = np.ones([16, 8]).mul(0.1);
@@ -35,8 +42,11 @@ describe("jit memory", () => {
       let p = { w: np.zeros([8, 4]), b: np.zeros([4]) };
       for (let i = 0; i < 200; i++) p = step(p);
       const before = heapMiB();
+      const wasmBefore = wasmHeapBytes(backend);
       for (let i = 0; i < 2000; i++) p = step(p);
       const growth = heapMiB() - before;
+      // The wasm backend's linear memory (outside the JS heap) does not grow either.
+      expect(wasmHeapBytes(backend)).toBe(wasmBefore);
       expect(step.traceCount).toBe(1);
       expect(growth).toBeLessThan(gc ? 8 : 64);
       expect(Number.isFinite(p.w.sum().item())).toBe(true);

@@ -1,6 +1,6 @@
 /**
  * `jit(f)(x) ≈ f(x)` on random programs, for every backend available here: the reference
- * interpreter, the kernel-IR evaluator (`ts`), gpu.js `cpu` and gpu.js `webasm`.
+ * interpreter, the kernel-IR evaluator (`ts`), gpu.js `cpu`, gpu.js `webasm` and the own `wasm`.
  *
  * Tolerance, from a first-order float32 error analysis of the program (not tuned): running the
  * program in float64 on the same (float32-exact) input gives the oracle y and, step by step, the
@@ -100,6 +100,7 @@ const BACKENDS: [string, BackendOption][] = [
   ["ts", "ts"],
   ["gpu.js cpu", { name: "gpu.js", mode: "cpu" }],
   ["gpu.js webasm", { name: "gpu.js", mode: "webasm" }],
+  ["wasm", "wasm"],
 ];
 
 const programAndInput = arbProgram({ maxSteps: 6, maxDim: 5 }).chain((p) =>
@@ -129,7 +130,9 @@ describe("jit on random programs", () => {
     });
   }
 
-  for (const [tag, backend] of BACKENDS.filter(([t]) => t === "ts" || t === "gpu.js webasm")) {
+  for (const [tag, backend] of BACKENDS.filter(
+    ([t]) => t === "ts" || t === "gpu.js webasm" || t === "wasm",
+  )) {
     it(`vmap(jit(f)) equals jit(f) per example, bit for bit [${tag}]`, () => {
       // The batched kernels run the same float32 operations in the same order per example (the
       // reductions walk the same axis), so no tolerance is needed.

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createRequire } from "node:module";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REFERENCE_BACKEND, computeBackend } from "../../examples/browser/backend.js";
+import { classifyBackend, isCpuRuntime, stepBackend } from "../../examples/browser/backend.js";
 import { buildBrowserExample } from "../../examples/browser/build.js";
 import { probeGpuJs } from "../../examples/browser/gpujs-probe.js";
 import { curveSvg } from "../../examples/browser/curve.js";
@@ -153,11 +153,32 @@ describe("loss curve", () => {
 });
 
 describe("backend label", () => {
-  it("uses the library's report when it has one, else says reference (cpu)", () => {
-    expect(computeBackend({})).toBe(REFERENCE_BACKEND);
-    expect(computeBackend({ debug: { report: () => "webgl2" } })).toBe("webgl2");
-    expect(computeBackend({ debug: { report: () => ({ backend: "wasm-simd" }) } })).toBe("wasm-simd");
-    expect(computeBackend({ debug: { report: () => null } })).toBe(REFERENCE_BACKEND);
+  it("reads the step's backend from the query: gpu.js by default, eager for reference", () => {
+    expect(stepBackend(null, null)).toEqual({ name: "gpu.js" });
+    expect(stepBackend("gpu.js", "webgl2")).toEqual({ name: "gpu.js", mode: "webgl2" });
+    expect(stepBackend("reference", null)).toBe("eager");
+    expect(() => stepBackend("cuda", null)).toThrow(ConfigError);
+    expect(() => stepBackend(null, "opengl")).toThrow(/mode must be one of/);
+    expect(() => stepBackend("reference", "cpu")).toThrow(/mode is a gpu.js setting/);
+  });
+
+  it("classifies the jit's report: which gpu.js runtimes ran, on a GPU or not, with escapes", () => {
+    expect(classifyBackend("gpu.js:webgl2+reference escapes")).toEqual({
+      engine: "gpu.js",
+      runtimes: ["webgl2"],
+      onGpu: true,
+      escapes: true,
+    });
+    expect(classifyBackend("gpu.js:cpu+ts")).toEqual({
+      engine: "gpu.js",
+      runtimes: ["cpu"],
+      onGpu: false,
+      escapes: false,
+    });
+    expect(classifyBackend("eager").engine).toBe("eager");
+    expect(classifyBackend("reference").engine).toBe("reference");
+    expect(classifyBackend("ts+reference escapes")).toMatchObject({ engine: "other", escapes: true });
+    expect(isCpuRuntime("cpu") && isCpuRuntime("webasm") && !isCpuRuntime("webgl2")).toBe(true);
   });
 
   it("the gpu.js probe says so when gpu.js is not loaded (no global GPU, as in Node)", () => {

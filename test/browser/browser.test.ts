@@ -90,10 +90,25 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
     });
   }
 
+  /** A second browser with WebGL and WebGPU switched off: where gpu.js must fall back to its CPU path. */
+  let noGpuContext: BrowserContext | undefined;
+  let noGpuDataDir: string | undefined;
+  async function launchWithoutGpuApis(): Promise<BrowserContext> {
+    noGpuDataDir = mkdtempSync(join(tmpdir(), "tsjax-chromium-nogl-"));
+    noGpuContext = await chromium.launchPersistentContext(noGpuDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [...ARGS, "--disable-3d-apis", "--disable-webgl", "--disable-features=WebGPU"],
+      viewport: { width: 820, height: 760 },
+    });
+    return noGpuContext;
+  }
+
   afterAll(async () => {
     await context?.close();
+    await noGpuContext?.close();
     await server?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    for (const dir of [userDataDir, noGpuDataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   /** Node's eager run of the same steps: the oracle for both page runs. */
@@ -107,8 +122,8 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
   };
 
   /** Loads the page with `query`, waits for it to finish, and returns its progress and errors. */
-  async function runPage(query: string, shot?: string): Promise<DemoProgress> {
-    const page = await context!.newPage();
+  async function runPage(query: string, shot?: string, ctx = context!): Promise<DemoProgress> {
+    const page = await ctx.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(e.message));
     page.on("console", (m) => {
@@ -151,17 +166,12 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
     return progress;
   }
 
-  it(`trains ${STEPS} SAM steps jitted on gpu.js, the loss falls, and the page says which runtime ran`, async () => {
-    expect(haveChromium, `${CHROMIUM} is missing: CI must install Debian's chromium (see .ci/run)`).toBe(
-      true,
-    );
-    await setUp();
-    const progress = await runPage("", screenshot);
-    expect(statSync(screenshot).size).toBeGreaterThan(0);
-
-    // The backend is the jit's own report: kernels ran through gpu.js, on the runtime gpu.js chose
-    // here. Where the browser has no usable GPU API, gpu.js falls back to its CPU path and the
-    // report must say so (a CPU runtime), not claim a GPU.
+  /**
+   * The backend is the jit's own report: kernels ran through gpu.js, on the runtime gpu.js chose.
+   * Where the browser has no usable GPU API gpu.js falls back to its CPU path, and the report must
+   * say so (CPU runtimes only), never claim a GPU.
+   */
+  function expectGpuJsReport(progress: DemoProgress): ReturnType<typeof classifyBackend> {
     const kind = classifyBackend(progress.backend);
     expect(kind.engine, progress.backend).toBe("gpu.js");
     expect(kind.runtimes.length).toBeGreaterThan(0);
@@ -171,18 +181,42 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
     expect(progress.gpujs!.correct).toBe(true);
     expect(kind.runtimes).toContain(progress.gpujs!.runtime);
     if (!kind.onGpu) expect(kind.runtimes.every(isCpuRuntime)).toBe(true);
-    // What the browser offers a GPU backend is reported whatever ran (headless chromium has a
-    // software WebGL2 even with --disable-gpu); it is only checked to be a list of known names.
-    expect(progress.gpuApis.every((a) => a === "webgpu" || a === "webgl2")).toBe(true);
+    return kind;
+  }
 
-    // The jitted float32 program computes what Node's eager float32 run computes, up to rounding:
-    // the GPU sums in another order and uses its own exp/log, so each step's loss may differ by a
-    // few float32 roundings per term of the longest reduction (784 pixels), growing with the steps
-    // whose parameters already differ. Eager runs below agree far tighter (same code, same order).
+  /** The jitted float32 program computes what Node's eager float32 run computes, up to rounding:
+   * gpu.js sums in another order and uses its own exp/log, so each step's loss may differ by a few
+   * float32 roundings per term of the longest reduction (784 pixels), growing with the steps whose
+   * parameters already differ. */
+  function expectNodeLosses(progress: DemoProgress): void {
+    const diffs = nodeRun().map((l, i) => Math.abs(progress.losses[i]! - l));
+    console.info(
+      `${progress.backend}: largest |loss - Node's| over ${COMPARED} steps ${Math.max(...diffs).toExponential(2)}`,
+    );
     nodeRun().forEach((l, i) => {
       const tol = (i + 1) * REDUCTION * EPS32 * Math.max(1, Math.abs(l));
       expect(Math.abs(progress.losses[i]! - l), `step ${i + 1}`).toBeLessThan(tol);
     });
+  }
+
+  it(`trains ${STEPS} SAM steps jitted on gpu.js, the loss falls, and the page says which runtime ran`, async () => {
+    expect(haveChromium, `${CHROMIUM} is missing: CI must install Debian's chromium (see .ci/run)`).toBe(
+      true,
+    );
+    await setUp();
+    const progress = await runPage("", screenshot);
+    expect(statSync(screenshot).size).toBeGreaterThan(0);
+
+    const kind = expectGpuJsReport(progress);
+    // A GPU runtime in the report must be one this browser offers (headless chromium has
+    // SwiftShader's software WebGL2 even with --disable-gpu; a browser without it gets gpu.js:cpu).
+    for (const api of ["webgl2", "webgpu"])
+      if (kind.runtimes.includes(api)) expect(progress.gpuApis).toContain(api);
+    // What the browser offers a GPU backend is reported whatever ran (headless chromium has a
+    // software WebGL2 even with --disable-gpu); it is only checked to be a list of known names.
+    expect(progress.gpuApis.every((a) => a === "webgpu" || a === "webgl2")).toBe(true);
+
+    expectNodeLosses(progress);
   }, 300_000);
 
   it("runs the same training eagerly on the reference CPU implementations with ?backend=reference", async () => {
@@ -197,6 +231,15 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
         64 * EPS32 * Math.max(1, Math.abs(l)),
       );
     });
+  }, 300_000);
+
+  it("falls back to gpu.js's CPU path, and says so, in a browser without WebGL or WebGPU", async () => {
+    if (!context) await setUp();
+    const progress = await runPage("", undefined, await launchWithoutGpuApis());
+    expect(progress.gpuApis).toEqual([]);
+    const kind = expectGpuJsReport(progress);
+    expect(kind.onGpu, progress.backend).toBe(false);
+    expectNodeLosses(progress);
   }, 300_000);
 
   it("stops with the library's typed error on a bad query parameter", async () => {

@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { classifyBackend, isCpuRuntime, stepBackend } from "../../examples/browser/backend.js";
-import { buildBrowserExample } from "../../examples/browser/build.js";
+import { buildBrowserExample, mnistSliceBytes } from "../../examples/browser/build.js";
 import { probeGpuJs } from "../../examples/browser/gpujs-probe.js";
 import { curveSvg } from "../../examples/browser/curve.js";
 import {
@@ -244,6 +244,29 @@ describe("example build and trainer", () => {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
+  });
+
+  it("jits the whole step on gpu.js: the losses of the eager step, and the report says where it ran", () => {
+    const slice = decodeSlice(mnistSliceBytes(128, 16));
+    const config = { ...defaultConfig, hidden: [16], batchSize: 32 };
+    const eager = createTrainer(slice, config);
+    const jitted = createTrainer(slice, { ...config, backend: { name: "gpu.js", mode: "cpu" } });
+    expect(eager.backend).toBe("eager");
+    expect(jitted.backend).toBe("jit (not run yet)");
+    const steps = 3;
+    const [a, b] = [eager, jitted].map((t) => Array.from({ length: steps }, () => t.step()));
+    // gpu.js's CPU path computes the same float32 program in another order: a few roundings per
+    // term of the 784-long dot products, growing with each step whose parameters already differ.
+    a!.forEach((l, i) =>
+      expect(Math.abs(b![i]! - l)).toBeLessThan((i + 1) * 784 * 2 ** -24 * Math.max(1, l)),
+    );
+    expect(b![steps - 1]).toBeLessThan(b![0]!);
+    expect(classifyBackend(jitted.backend)).toMatchObject({
+      engine: "gpu.js",
+      runtimes: ["cpu"],
+      onGpu: false,
+    });
+    expect(jitted.steps).toBe(steps);
   });
 
   it("rejects bad hyper-parameters with a ConfigError naming them", () => {

@@ -117,6 +117,8 @@ async function run(progress: DemoProgress): Promise<void> {
   if (!response.ok) throw new Error(`mnist-slice.bin: HTTP ${response.status} (run npm run build:browser)`);
   const slice = decodeSlice(new Uint8Array(await response.arrayBuffer()));
   const trainer = createTrainer(slice, config);
+  progress.backend = trainer.backend;
+  $("backend").textContent = progress.backend;
   const widths = [slice.rows * slice.cols, ...config.hidden, 10].join("-");
   $("model").textContent =
     `MLP ${widths}, ${trainer.parameterCount.toLocaleString("en")} parameters; batch ${config.batchSize}, SGD lr ${config.learningRate} momentum ${config.momentum}, SAM rho ${config.rho}; ${slice.train.labels.length} training / ${slice.test.labels.length} test images`;

@@ -179,6 +179,9 @@ $("backend").textContent = progress.backend;
 run(progress).catch((e: unknown) => {
   progress.state = "error";
   progress.error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  // The jit failing to compile or run its first step (gpu.js, a driver) leaves the eager path.
+  if (progress.backend.startsWith("jit"))
+    progress.error += " (the eager step may still work: add ?backend=reference)";
   document.body.dataset.state = "error";
   $("status").textContent = progress.error;
 });

@@ -242,6 +242,17 @@ describe.skipIf(skip)(`the browser example in ${CHROMIUM} (headless)`, () => {
     expectNodeLosses(progress);
   }, 300_000);
 
+  it("passes ?mode= on to gpu.js: mode=cpu runs every kernel on gpu.js's CPU path", async () => {
+    if (!context) await setUp();
+    const progress = await runPage("&mode=cpu");
+    expect(classifyBackend(progress.backend)).toMatchObject({
+      engine: "gpu.js",
+      runtimes: ["cpu"],
+      onGpu: false,
+    });
+    expectNodeLosses(progress);
+  }, 300_000);
+
   it("stops with the library's typed error on a bad query parameter", async () => {
     if (!context) await setUp();
     // A bad query parameter stops the page with the library's typed error, shown to the reader.

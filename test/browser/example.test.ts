@@ -184,6 +184,28 @@ describe("backend label", () => {
   it("the gpu.js probe says so when gpu.js is not loaded (no global GPU, as in Node)", () => {
     expect(probeGpuJs()).toBeNull();
   });
+
+  it("the probe reads the runtime from the class's static mode when minification mangled its name", () => {
+    // As in gpu-browser.min.js: WebAssemblyKernel is a class named `e`, whose static mode survives.
+    const e = function e() {};
+    Object.defineProperty(e, "mode", { get: () => "webasm" });
+    class FakeGpu {
+      createKernel(fn: (this: { thread: { x: number } }, a: number[]) => number) {
+        const kernel = Object.assign((a: number[]) => a.map((_, x) => fn.call({ thread: { x } }, a)), {
+          kernel: new (e as unknown as new () => object)(),
+          setOutput: () => kernel,
+        });
+        return kernel;
+      }
+    }
+    const g = globalThis as { GPU?: unknown };
+    g.GPU = FakeGpu;
+    try {
+      expect(probeGpuJs()).toEqual({ runtime: "webasm", correct: true });
+    } finally {
+      delete g.GPU;
+    }
+  });
 });
 
 describe("static server", () => {

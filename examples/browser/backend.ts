@@ -1,25 +1,90 @@
 /**
- * Which compute backend ran, as the library reports it. The planned report is
- * `tsjax.debug.report()` (shared/GPUJS.md); until the library exposes one, every operation runs on
- * the primitives' reference CPU implementations, and the page says so.
+ * Which backend runs the page's training step: read from the URL (`?backend=`, `?mode=`), and
+ * classified from the jit's own report (`jitted.lower(...).backend`) for the page and its test.
  */
+import { ConfigError, type JitOptions } from "../../src/index.js";
 
-/** What the page shows when the library reports no backend. */
-export const REFERENCE_BACKEND = "reference (cpu)";
+/** The page's `?backend=` values: `gpu.js` (default, jitted) and `reference` (eager, CPU). */
+export const PAGE_BACKENDS = ["gpu.js", "reference"] as const;
+
+/** gpu.js modes the page passes through from `?mode=` (see gpu.js's `new GPU({ mode })`). */
+const GPUJS_MODES = ["gpu", "webgl", "webgl2", "webgpu", "cpu", "webasm"] as const;
 
 /**
- * The backend name from the library's own report when it has one (a string, or an object with a
- * string `backend`), else {@link REFERENCE_BACKEND}.
+ * The trainer's `backend` for the page's query parameters: `"eager"` for `?backend=reference`, else
+ * the jit on gpu.js, with gpu.js's `mode` when `?mode=` names one (gpu.js chooses otherwise).
  *
- * @example computeBackend(await import("tsjax")); // "reference (cpu)"
+ * @example stepBackend(null, null); // { name: "gpu.js" }
+ * @example stepBackend("reference", null); // "eager"
  */
-export function computeBackend(library: object): string {
-  const report = (library as { debug?: { report?: () => unknown } }).debug?.report;
-  if (typeof report !== "function") return REFERENCE_BACKEND;
-  const r = report();
-  if (typeof r === "string" && r.length > 0) return r;
-  const named = (r as { backend?: unknown } | null)?.backend;
-  return typeof named === "string" && named.length > 0 ? named : REFERENCE_BACKEND;
+export function stepBackend(
+  backend: string | null,
+  mode: string | null,
+): "eager" | NonNullable<JitOptions["backend"]> {
+  const b = backend ?? "gpu.js";
+  if (!(PAGE_BACKENDS as readonly string[]).includes(b))
+    throw new ConfigError(
+      `backend must be one of ${PAGE_BACKENDS.join(", ")}, got ${JSON.stringify(b)}`,
+      "page",
+    );
+  if (mode !== null && !(GPUJS_MODES as readonly string[]).includes(mode))
+    throw new ConfigError(
+      `mode must be one of ${GPUJS_MODES.join(", ")}, got ${JSON.stringify(mode)}`,
+      "page",
+    );
+  if (b === "reference") {
+    if (mode !== null)
+      throw new ConfigError("mode is a gpu.js setting: drop it or drop backend=reference", "page");
+    return "eager";
+  }
+  return mode === null ? { name: "gpu.js" } : { name: "gpu.js", mode: mode as (typeof GPUJS_MODES)[number] };
+}
+
+/** The runtimes a jit report can name, split into GPU APIs and CPU paths. */
+const GPU_RUNTIMES = new Set(["webgl2", "webgl", "webgpu", "headlessgl"]);
+const CPU_RUNTIMES = new Set(["cpu", "webasm", "ts"]);
+
+/** What a backend report says ran. */
+export interface BackendKind {
+  /** `"gpu.js"` when some kernel ran through gpu.js, `"eager"`, `"reference"`, else `"other"`. */
+  engine: "gpu.js" | "eager" | "reference" | "other";
+  /** gpu.js runtimes named in the report (e.g. `["webgl2"]`, or `["cpu"]` where gpu.js fell back). */
+  runtimes: string[];
+  /** Whether any kernel ran on a GPU API. */
+  onGpu: boolean;
+  /** Whether some equations escaped to the reference CPU implementations. */
+  escapes: boolean;
+}
+
+/**
+ * Parses the jit's backend report, e.g. `"gpu.js:webgl2+reference escapes"` or
+ * `"gpu.js:cpu+ts+reference escapes"` (runtimes joined by `+`), or the trainer's `"eager"`.
+ *
+ * @example classifyBackend("gpu.js:webgl2+reference escapes"); // { engine: "gpu.js", runtimes: ["webgl2"], onGpu: true, escapes: true }
+ */
+export function classifyBackend(report: string): BackendKind {
+  const parts = report.split("+");
+  const escapes = parts.includes("reference escapes");
+  const runtimes = parts.filter((p) => p.startsWith("gpu.js:")).map((p) => p.slice("gpu.js:".length));
+  const engine =
+    runtimes.length > 0
+      ? "gpu.js"
+      : report === "eager"
+        ? "eager"
+        : report === "reference"
+          ? "reference"
+          : "other";
+  return {
+    engine,
+    runtimes,
+    onGpu: runtimes.some((r) => GPU_RUNTIMES.has(r)),
+    escapes,
+  };
+}
+
+/** Whether a runtime name is one of gpu.js's CPU paths (or the kernel-IR evaluator it falls back to). */
+export function isCpuRuntime(runtime: string): boolean {
+  return CPU_RUNTIMES.has(runtime);
 }
 
 /**

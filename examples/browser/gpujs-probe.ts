@@ -24,8 +24,8 @@ export interface GpuJsProbe {
 interface GpuJsKernel {
   (...args: unknown[]): ArrayLike<number>;
   setOutput(out: number[]): GpuJsKernel;
-  kernel?: { constructor: { name: string } };
-  constructor: { name: string };
+  kernel?: { constructor: { name: string; mode?: unknown } };
+  constructor: { name: string; mode?: unknown };
 }
 
 interface GpuJs {
@@ -50,9 +50,12 @@ export function probeGpuJs(): GpuJsProbe | null {
       })
       .setOutput([4]);
     const out = Array.from(kernel([1, 2, 3, 4]));
-    // gpu.js wraps the kernel it built; the inner object's class names the runtime.
-    const cls = (kernel.kernel ?? kernel).constructor.name;
-    return { runtime: KERNEL_CLASS[cls] ?? cls, correct: out.join(",") === "2,4,6,8" };
+    // gpu.js wraps the kernel it built; the inner object's class names the runtime. The minified
+    // build mangles some class names (WebAssemblyKernel becomes `e`): then the class's static
+    // `mode` says it ("gpu" for every GL kernel, whose names survive).
+    const cls = (kernel.kernel ?? kernel).constructor;
+    const mode = typeof cls.mode === "string" && cls.mode !== "gpu" ? cls.mode : undefined;
+    return { runtime: KERNEL_CLASS[cls.name] ?? mode ?? cls.name, correct: out.join(",") === "2,4,6,8" };
   } finally {
     gpu.destroy?.();
   }

@@ -2,7 +2,17 @@
  * The example's training loop, free of the DOM so Node can run it too: an MLP on the MNIST slice,
  * trained with SAM (`optim.sam`) feeding plain SGD with momentum (`optim.sgd`).
  */
-import { ConfigError, type Tensor, nn, numpy as np, optim, random, tree } from "../../src/index.js";
+import {
+  ConfigError,
+  type JitOptions,
+  type Tensor,
+  jit,
+  nn,
+  numpy as np,
+  optim,
+  random,
+  tree,
+} from "../../src/index.js";
 import type { MnistSlice } from "./mnist-slice.js";
 
 /** Hyper-parameters of the example (the page reads them from its URL). */
@@ -15,6 +25,12 @@ export interface TrainConfig {
   /** SAM's radius. */
   rho: number;
   seed: number;
+  /**
+   * Where the step runs: `"eager"` (default: op by op on the reference CPU implementations) or a
+   * `jit` backend (`"gpu.js"`, `{ name: "gpu.js", mode }`, `"ts"`, ...): the whole SAM + SGD step
+   * (both gradient passes and the update) is then one jitted program.
+   */
+  backend?: "eager" | NonNullable<JitOptions["backend"]>;
 }
 
 /** The defaults the page uses. */
@@ -34,6 +50,11 @@ export interface Trainer {
   readonly steps: number;
   /** Trainable values in the model. */
   readonly parameterCount: number;
+  /**
+   * What ran the step: `"eager"`, or the jit's own report (`lower(...).backend`, e.g.
+   * `"gpu.js:webgl2+reference escapes"`), known after the first step.
+   */
+  readonly backend: string;
   /** One SAM + SGD step; the loss is the clean-pass loss on the batch, before the update. */
   step(): number;
   /** Accuracy of the current parameters on the slice's test split. */
@@ -105,7 +126,7 @@ export function createTrainer(slice: MnistSlice, config: TrainConfig = defaultCo
   const opt = optim.sgd(config.learningRate, { momentum: config.momentum });
 
   let params: unknown = params0;
-  let optState = opt.init(params0);
+  let optState: unknown = opt.init(params0);
   let steps = 0;
   let order: Tensor = np.arange(0, 0, 1, "int32");
   let cursor = n;
@@ -121,19 +142,34 @@ export function createTrainer(slice: MnistSlice, config: TrainConfig = defaultCo
     return idx;
   };
 
+  /** One SAM + SGD step as a pure function, so that it can run eagerly or as one jitted program. */
+  const pureStep = (p: unknown, s: unknown, xb: Tensor, yb: Tensor): [unknown, unknown, Tensor] => {
+    const [grads, lossValue] = samGrad(p, xb, yb) as [unknown, Tensor];
+    const [updates, next] = opt.update(grads, s as never, p);
+    return [optim.applyUpdates(p, updates), next, lossValue];
+  };
+  const requested = config.backend ?? "eager";
+  const jitted = requested === "eager" ? null : jit(pureStep, { backend: requested });
+  let backend = requested === "eager" ? "eager" : "jit (not run yet)";
+
   return {
     config,
     get steps() {
       return steps;
+    },
+    get backend() {
+      return backend;
     },
     parameterCount: parameterCount(params0),
     step() {
       const idx = nextIndices();
       const xb = np.take(train.x, idx, 0);
       const yb = np.take(train.y, idx, 0);
-      const [grads, lossValue] = samGrad(params, xb, yb) as [unknown, Tensor];
-      const [updates, next] = opt.update(grads, optState, params);
-      params = optim.applyUpdates(params, updates);
+      // The first jitted step asks the compiled program where its kernels ran (lower compiles and
+      // runs it once; the program is cached, so the step below reuses it).
+      if (jitted && steps === 0) backend = jitted.lower(params, optState, xb, yb).backend;
+      const [nextParams, next, lossValue] = (jitted ?? pureStep)(params, optState, xb, yb);
+      params = nextParams;
       optState = next;
       steps += 1;
       const l = lossValue.item();

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { createRequire } from "node:module";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REFERENCE_BACKEND, computeBackend } from "../../examples/browser/backend.js";
-import { buildBrowserExample } from "../../examples/browser/build.js";
+import { classifyBackend, isCpuRuntime, stepBackend } from "../../examples/browser/backend.js";
+import { buildBrowserExample, mnistSliceBytes } from "../../examples/browser/build.js";
 import { probeGpuJs } from "../../examples/browser/gpujs-probe.js";
 import { curveSvg } from "../../examples/browser/curve.js";
 import {
@@ -153,15 +153,58 @@ describe("loss curve", () => {
 });
 
 describe("backend label", () => {
-  it("uses the library's report when it has one, else says reference (cpu)", () => {
-    expect(computeBackend({})).toBe(REFERENCE_BACKEND);
-    expect(computeBackend({ debug: { report: () => "webgl2" } })).toBe("webgl2");
-    expect(computeBackend({ debug: { report: () => ({ backend: "wasm-simd" }) } })).toBe("wasm-simd");
-    expect(computeBackend({ debug: { report: () => null } })).toBe(REFERENCE_BACKEND);
+  it("reads the step's backend from the query: gpu.js by default, eager for reference", () => {
+    expect(stepBackend(null, null)).toEqual({ name: "gpu.js" });
+    expect(stepBackend("gpu.js", "webgl2")).toEqual({ name: "gpu.js", mode: "webgl2" });
+    expect(stepBackend("reference", null)).toBe("eager");
+    expect(() => stepBackend("cuda", null)).toThrow(ConfigError);
+    expect(() => stepBackend(null, "opengl")).toThrow(/mode must be one of/);
+    expect(() => stepBackend("reference", "cpu")).toThrow(/mode is a gpu.js setting/);
+  });
+
+  it("classifies the jit's report: which gpu.js runtimes ran, on a GPU or not, with escapes", () => {
+    expect(classifyBackend("gpu.js:webgl2+reference escapes")).toEqual({
+      engine: "gpu.js",
+      runtimes: ["webgl2"],
+      onGpu: true,
+      escapes: true,
+    });
+    expect(classifyBackend("gpu.js:cpu+ts")).toEqual({
+      engine: "gpu.js",
+      runtimes: ["cpu"],
+      onGpu: false,
+      escapes: false,
+    });
+    expect(classifyBackend("eager").engine).toBe("eager");
+    expect(classifyBackend("reference").engine).toBe("reference");
+    expect(classifyBackend("ts+reference escapes")).toMatchObject({ engine: "other", escapes: true });
+    expect(isCpuRuntime("cpu") && isCpuRuntime("webasm") && !isCpuRuntime("webgl2")).toBe(true);
   });
 
   it("the gpu.js probe says so when gpu.js is not loaded (no global GPU, as in Node)", () => {
     expect(probeGpuJs()).toBeNull();
+  });
+
+  it("the probe reads the runtime from the class's static mode when minification mangled its name", () => {
+    // As in gpu-browser.min.js: WebAssemblyKernel is a class named `e`, whose static mode survives.
+    const e = function e() {};
+    Object.defineProperty(e, "mode", { get: () => "webasm" });
+    class FakeGpu {
+      createKernel(fn: (this: { thread: { x: number } }, a: number[]) => number) {
+        const kernel = Object.assign((a: number[]) => a.map((_, x) => fn.call({ thread: { x } }, a)), {
+          kernel: new (e as unknown as new () => object)(),
+          setOutput: () => kernel,
+        });
+        return kernel;
+      }
+    }
+    const g = globalThis as { GPU?: unknown };
+    g.GPU = FakeGpu;
+    try {
+      expect(probeGpuJs()).toEqual({ runtime: "webasm", correct: true });
+    } finally {
+      delete g.GPU;
+    }
   });
 });
 
@@ -223,6 +266,29 @@ describe("example build and trainer", () => {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
+  });
+
+  it("jits the whole step on gpu.js: the losses of the eager step, and the report says where it ran", () => {
+    const slice = decodeSlice(mnistSliceBytes(128, 16));
+    const config = { ...defaultConfig, hidden: [16], batchSize: 32 };
+    const eager = createTrainer(slice, config);
+    const jitted = createTrainer(slice, { ...config, backend: { name: "gpu.js", mode: "cpu" } });
+    expect(eager.backend).toBe("eager");
+    expect(jitted.backend).toBe("jit (not run yet)");
+    const steps = 3;
+    const [a, b] = [eager, jitted].map((t) => Array.from({ length: steps }, () => t.step()));
+    // gpu.js's CPU path computes the same float32 program in another order: a few roundings per
+    // term of the 784-long dot products, growing with each step whose parameters already differ.
+    a!.forEach((l, i) =>
+      expect(Math.abs(b![i]! - l)).toBeLessThan((i + 1) * 784 * 2 ** -24 * Math.max(1, l)),
+    );
+    expect(b![steps - 1]).toBeLessThan(b![0]!);
+    expect(classifyBackend(jitted.backend)).toMatchObject({
+      engine: "gpu.js",
+      runtimes: ["cpu"],
+      onGpu: false,
+    });
+    expect(jitted.steps).toBe(steps);
   });
 
   it("rejects bad hyper-parameters with a ConfigError naming them", () => {

@@ -66,6 +66,17 @@ const KERNEL_CLASS: Record<string, string> = {
   WebGPUKernel: "webgpu",
 };
 
+/**
+ * The runtime of a kernel gpu.js built. Minified builds (gpu-browser.min.js) mangle some class
+ * names (WebAssemblyKernel becomes `e`), so an unknown name falls back to the class's static `mode`
+ * ("cpu", "webasm", "webgpu"; "gpu" for the GL kernels, whose names survive minification).
+ */
+function runtimeOf(k: { constructor: { name: string; mode?: unknown } } | undefined): string | undefined {
+  if (!k) return undefined;
+  const mode = k.constructor.mode;
+  return KERNEL_CLASS[k.constructor.name] ?? (typeof mode === "string" && mode !== "gpu" ? mode : undefined);
+}
+
 /** Built kernels kept per backend (programs hold their own; this bounds what retracing accumulates). */
 const MAX_CACHED_KERNELS = 512;
 
@@ -148,7 +159,7 @@ export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
         precision: "single",
       });
       probe(new Float32Array([1]));
-      const ran = KERNEL_CLASS[probe.kernel?.constructor.name ?? ""] ?? "unknown";
+      const ran = runtimeOf(probe.kernel) ?? "unknown";
       flavour = ran === "webasm" ? "webasm" : GL_RUNTIMES.has(ran) ? "gl" : "native";
       // The kernel classes report their GL limits as a static `features` object.
       const features = (probe.kernel?.constructor as { features?: { maxTextureSize?: number } } | undefined)
@@ -222,9 +233,7 @@ export function gpuJsBackend(opts: GpuJsBackendOptions = {}): KernelBackend {
           const res = built(...inputs.map((a, i) => (empty[i] ? PLACEHOLDER : a)));
           if (!checked) {
             checked = true;
-            const runtime =
-              KERNEL_CLASS[built.kernel?.constructor.name ?? ""] ??
-              (built.kernel?.constructor.name || "unknown");
+            const runtime = runtimeOf(built.kernel) ?? (built.kernel?.constructor.name || "unknown");
             ranOn = `gpu.js:${runtime}`;
             const reason = built.kernel?.fallbackReason;
             if (reason) fallbackReason = String(reason);

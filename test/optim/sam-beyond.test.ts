@@ -42,7 +42,11 @@ const sameBits = (a: number[], b: number[]) => {
   expect(a.length).toBe(b.length);
   a.forEach((x, i) => expect(Object.is(x, b[i])).toBe(true));
 };
-const val = fc.double({ min: -3, max: 3, noNaN: true, noDefaultInfinity: true });
+// Magnitudes under 1e-150 become 0: a gradient built from subnormal products has too few significant
+// bits for its direction (what SAM normalises) to be compared across reduction orders.
+const val = fc
+  .double({ min: -3, max: 3, noNaN: true, noDefaultInfinity: true })
+  .map((v) => (Math.abs(v) < 1e-150 ? 0 : v));
 const vec = (n: number) => fc.array(val, { minLength: n, maxLength: n });
 const rhoArb = fc.double({ min: 0.01, max: 2, noNaN: true });
 /** The guarded SAM norm: eps = 1e-12 on the max-scaled norm is eps·max|g| on ‖g‖. */

@@ -24,7 +24,11 @@ const close = (got: number[], want: number[], rtol = TOL) => {
   got.forEach((g, i) => expect(Math.abs(g - want[i]!)).toBeLessThanOrEqual(rtol * s));
 };
 
-const val = fc.double({ min: -3, max: 3, noNaN: true, noDefaultInfinity: true });
+// Magnitudes under 1e-150 become 0: products of subnormals carry too few significant bits for the
+// normalised directions SAM and GSAM compute to be compared against an oracle's rounding order.
+const val = fc
+  .double({ min: -3, max: 3, noNaN: true, noDefaultInfinity: true })
+  .map((v) => (Math.abs(v) < 1e-150 ? 0 : v));
 const vec = (n: number) => fc.array(val, { minLength: n, maxLength: n });
 const sym = (d: number, m: number[]) =>
   Array.from({ length: d }, (_, i) =>

@@ -7,23 +7,10 @@
  */
 import { type Tensor, jit, numpy as np } from "../src/index.js";
 import type { BackendOption } from "../src/transforms/index.js";
+import { time as timeRuns } from "./timing.js";
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median milliseconds of `reps` calls after `warmup` calls. */
-function time(fn: () => unknown, reps: number, warmup = 3): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
+/** Milliseconds of `reps` calls after 3 warm-up calls (median). */
+const time = (fn: () => unknown, reps: number, warmup = 3) => timeRuns(fn, reps, warmup);
 
 const GL: BackendOption = { name: "gpu.js", mode: "headlessgl", require: "gpu" };
 const WEBASM: BackendOption = { name: "gpu.js", mode: "webasm", require: "webasm" };

@@ -5,22 +5,9 @@
  */
 import { type Tensor, grad, jit, nn, numpy as np, optim, random } from "../src/index.js";
 import type { BackendOption } from "../src/transforms/index.js";
+import { time as timeRuns } from "./timing.js";
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function time(fn: () => unknown, reps = 5, warmup = 1): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
+const time = (fn: () => unknown, reps = 5, warmup = 1) => timeRuns(fn, reps, warmup);
 
 function firstCall(fn: () => unknown): number {
   const t0 = performance.now();

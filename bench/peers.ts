@@ -15,38 +15,12 @@ import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { time, timeAsync } from "./timing.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const N_EW = 1 << 20;
 
 type Results = Record<string, number>;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function time(fn: () => unknown, count: number, warmup: number): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
-
-async function timeAsync(fn: () => Promise<unknown>, count: number, warmup: number): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const ts: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now();
-    await fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
 
 /** Deterministic data in [-1, 1) (a small LCG), the same for every library. */
 function data(n: number, seed: number): Float32Array {

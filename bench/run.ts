@@ -7,23 +7,10 @@ import { type Tensor, grad, makeJaxpr, nn, numpy as np, optim, random } from "..
 import { benchJit } from "./jit.js";
 import { peerTable } from "./peers.js";
 import { benchTree } from "./tree.js";
+import { time as timeRuns } from "./timing.js";
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median time in ms of `fn` over `reps` runs after `warmup` runs. */
-function time(fn: () => unknown, reps = 7, warmup = 2): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
+/** Median ms of `fn` over `reps` runs after `warmup` runs. */
+const time = (fn: () => unknown, reps = 7, warmup = 2) => timeRuns(fn, reps, warmup);
 
 type Params = { w1: Tensor; b1: Tensor; w2: Tensor; b2: Tensor; w3: Tensor; b3: Tensor };
 

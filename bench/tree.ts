@@ -3,7 +3,10 @@ import { flatten, unflatten } from "../src/core/tree.js";
 
 export function benchTree(): { name: string; us: number }[] {
   const t = Object.fromEntries(
-    Array.from({ length: 10 }, (_, i) => [`layer${i}`, { w: [1, 2, 3, 4, 5], b: { x: 1, y: [2, 3] }, s: 4, e: null }]),
+    Array.from({ length: 10 }, (_, i) => [
+      `layer${i}`,
+      { w: [1, 2, 3, 4, 5], b: { x: 1, y: [2, 3] }, s: 4, e: null },
+    ]),
   );
   const n = 20000;
   for (let i = 0; i < 2000; i++) unflatten(flatten(t)[1], flatten(t)[0]);

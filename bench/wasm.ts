@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { WasmBackend } from "../src/transforms/jit/wasm/backend.js";
 import { convGeometry, WasmConv } from "../src/transforms/jit/wasm/conv.js";
 import { type Expr, ew } from "../src/transforms/jit/wasm/elementwise.js";
+import { time, timeAsync } from "./timing.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SIZES = [128, 256, 512, 1024];
@@ -36,37 +37,9 @@ type Results = Record<string, number>;
 /** BENCH_STAT=min reports the fastest run instead of the median (steadier on a loaded machine). */
 const STAT = process.env.BENCH_STAT === "min" ? "min" : "median";
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return STAT === "min" ? s[0]! : s[Math.floor(s.length / 2)]!;
-}
-
 function reps(n: number): number {
   if (QUICK) return 5;
   return n >= 1024 ? 7 : n >= 512 ? 11 : 25;
-}
-
-/** Median ms of `fn` over `count` runs after `warmup` runs. */
-function time(fn: () => unknown, count: number, warmup: number): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
-
-async function timeAsync(fn: () => Promise<unknown>, count: number, warmup: number): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const ts: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now();
-    await fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
 }
 
 function random(n: number, seed: number): Float32Array {

@@ -2,98 +2,22 @@
  * `jit(f)(x) ≈ f(x)` on random programs, for every backend available here: the reference
  * interpreter, the kernel-IR evaluator (`ts`), gpu.js `cpu`, gpu.js `webasm` and the own `wasm`.
  *
- * Tolerance, from a first-order float32 error analysis of the program (not tuned): running the
- * program in float64 on the same (float32-exact) input gives the oracle y and, step by step, the
- * largest magnitude M_k of each intermediate. Any float32 evaluation then has an error e_k with
- *   e_k ≤ L_k·e_{k-1} + c·ε·(M_k + |const|)     for a unary step with Lipschitz bound L_k
- *   e_k ≤ n·e_{k-1} + (n-1)·ε·n·M_{k-1}          for a sum over n terms (Higham's γ_{n-1} bound)
- *   e_k ≤ M_w·e_{k-1} + M_{k-1}·e_w + c·ε·M_k     for a product with an earlier value w
- * (c = 8: a step is at most two roundings of at most 4 ulp each: the webasm polynomial
- * transcendentals are within 4 ulp; ε = 2^-24, the unit roundoff). Underflow is absolute, not
- * relative, so every step also adds c·η·(1 + M_{k-1}) with η = 2^-126, the smallest normal float32
- * (a flushed denormal, or a constant like 5e-324 that rounds to 0). Earlier values are bounded by the
- * largest M and e so far. The checks allow 2·e_final (the second-order terms) for jit and for the
- * eager float32 run alike, so the eager run also validates the bound.
+ * Tolerance, from a first-order float32 error analysis of the program (not tuned): the bound of
+ * ./float32-bound.ts with c = 8 ulps per step. The checks allow 2·e_final (the second-order terms)
+ * for jit and for the eager float32 run alike, so the eager run also validates the bound.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../../src/core/tensor.js";
 import "../../../src/index.js"; // installs the Tensor method sugar (astype)
 import { arbTensorOfShape } from "../../../src/testing/arbitraries.js";
-import { type Program, type Step, arbProgram, runProgram } from "../../../src/testing/programs.js";
+import { type Program, arbProgram, runProgram } from "../../../src/testing/programs.js";
 import { type BackendOption, jit, vmap } from "../../../src/transforms/index.js";
+import { programErrorBound } from "./float32-bound.js";
 
-const U = 2 ** -24;
+/** Ulps per step: at most two roundings of at most 4 ulp each (the webasm polynomial transcendentals). */
 const C = 8;
-const TINY = 2 ** -126;
-
-const LIPSCHITZ: Record<string, number> = {
-  sin: 1,
-  cos: 1,
-  tanh: 1,
-  logistic: 0.25,
-  neg: 1,
-  softexp: Math.E, // d/dv exp(tanh v) = exp(tanh v)·sech²v ≤ e
-  softlog: 1, // 2v/(1+v²) ≤ 1
-  softsqrt: 1, // v/√(v²+1) ≤ 1
-  transpose: 1,
-  maxBack: 1,
-};
-
-function maxAbs(t: Tensor): number {
-  let m = 0;
-  for (const v of t.data()) m = Math.max(m, Math.abs(v));
-  return m;
-}
-
-/** The first-order float32 error bound of a program at x (float64), as described above. */
-function errorBound(p: Program, x64: Tensor): number {
-  const ms = [maxAbs(x64)];
-  const es = [0];
-  let shape = x64.shape;
-  for (let k = 1; k <= p.steps.length; k++) {
-    const s = p.steps[k - 1]! as Step;
-    const vk = runProgram({ shape: p.shape, steps: p.steps.slice(0, k) }, x64);
-    const mPrev = ms[k - 1]!;
-    const ePrev = es[k - 1]!;
-    const mk = maxAbs(vk);
-    const mAll = Math.max(...ms);
-    const eAll = Math.max(...es);
-    let e: number;
-    switch (s.op) {
-      case "square":
-        e = 2 * mPrev * ePrev + C * U * mk;
-        break;
-      case "scale":
-        e = Math.abs(s.c) * ePrev + C * U * (mk + Math.abs(s.c) * mPrev);
-        break;
-      case "shift":
-        e = ePrev + C * U * (mk + Math.abs(s.c));
-        break;
-      case "add":
-        e = ePrev + eAll + C * U * mk;
-        break;
-      case "mul":
-        e = mAll * ePrev + mPrev * eAll + C * U * mk;
-        break;
-      case "max":
-        e = Math.max(ePrev, eAll);
-        break;
-      case "sumBack": {
-        const n = shape.length ? shape[s.axis % shape.length]! : 1;
-        e = n * ePrev + Math.max(0, n - 1) * U * n * mPrev;
-        break;
-      }
-      default:
-        e = LIPSCHITZ[s.op]! * ePrev + C * U * mk;
-    }
-    e += C * TINY * (1 + mPrev);
-    ms.push(mk);
-    es.push(e);
-    shape = vk.shape;
-  }
-  return es[es.length - 1]!;
-}
+const errorBound = (p: Program, x64: Tensor) => programErrorBound(p, x64, C);
 
 const BACKENDS: [string, BackendOption][] = [
   ["reference", "reference"],

@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { WasmBackend } from "../src/transforms/jit/wasm/backend.js";
 import { convGeometry, WasmConv } from "../src/transforms/jit/wasm/conv.js";
 import { type Expr, ew } from "../src/transforms/jit/wasm/elementwise.js";
-import { time, timeAsync } from "./timing.js";
+import { STAT, time, timeAsync } from "./timing.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SIZES = [128, 256, 512, 1024];
@@ -34,8 +34,6 @@ const CONVS: { x: [number, number, number, number]; w: [number, number, number, 
 /** Timings in ms, keyed by workload name. */
 type Results = Record<string, number>;
 
-/** BENCH_STAT=min reports the fastest run instead of the median (steadier on a loaded machine). */
-const STAT = process.env.BENCH_STAT === "min" ? "min" : "median";
 
 function reps(n: number): number {
   if (QUICK) return 5;

@@ -464,3 +464,11 @@ describe.skipIf(GL.ok)("without a GL context (plain `vitest run`)", () => {
     expect(low.kernels[0]!.fallbackReason).toMatch(/instead of the requested gpu/);
   });
 });
+
+// CI installs Xvfb and builds gpu.js's `gl`, so there the GL suite above must run, not skip.
+describe.runIf(Boolean(process.env.CI))("in CI", () => {
+  it("a GL context exists, so the headless-gl tests ran", () => {
+    expect(GL.reason).toBe("");
+    expect(GL.ok).toBe(true);
+  });
+});

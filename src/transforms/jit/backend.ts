@@ -23,11 +23,33 @@ export interface CompiledKernel {
   readonly fallbackReason?: string;
   /** The generated source text, for targets that generate text. */
   readonly source?: string;
+  /**
+   * Runs on buffers already in the backend's {@link DeviceMemory}: byte offsets of the flat
+   * float32 inputs and of the output (which must not overlap an input). Backends with a memory
+   * offer it so a program's intermediates never leave that memory.
+   */
+  runPtr?(inputs: readonly number[], out: number): void;
+}
+
+/**
+ * A backend's own linear memory (the wasm heap), in which a program's buffers can stay resident
+ * between kernels and between calls. Offsets are bytes; buffers are float32 and 64-byte aligned.
+ */
+export interface DeviceMemory {
+  alloc(bytes: number): number;
+  free(ptr: number): void;
+  /** A Float32Array over the whole memory; re-fetch it after any `alloc` (the memory may grow). */
+  f32(): Float32Array;
 }
 
 /** An equation outside the kernel IR (a convolution, say) that a backend runs natively. */
 export interface CompiledEscape {
   run(inputs: readonly Tensor[]): Tensor[];
+  /**
+   * The same on buffers in the backend's {@link DeviceMemory}: byte offsets of the flat row-major
+   * float32 inputs (in the equation's order) and of preallocated outputs (the equation's shapes).
+   */
+  runPtr?(inputs: readonly number[], outputs: readonly number[]): void;
   /** Where it runs, e.g. `"wasm:conv"`. */
   readonly ranOn: string;
 }
@@ -41,6 +63,8 @@ export interface KernelBackend {
    * `null` declines, and the primitive's reference implementation runs.
    */
   compileEscape?(eqn: JaxprEqn): CompiledEscape | null;
+  /** The backend's memory, when its kernels can run on resident buffers (`runPtr`). */
+  readonly memory?: DeviceMemory;
 }
 
 /** `jit`'s `backend` option. */

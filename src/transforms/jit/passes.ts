@@ -5,6 +5,7 @@
  * new closed jaxpr; inputs are never mutated.
  */
 import { type Atom, ClosedJaxpr, Jaxpr, type JaxprEqn, Lit, Var } from "../../core/jaxpr.js";
+import type { DotGeneralParams } from "../../core/primitives/contract.js";
 import { type Tensor, Tensor as TensorClass } from "../../core/tensor.js";
 import { Tracer } from "../../core/trace.js";
 
@@ -206,11 +207,75 @@ export function eliminateDeadCode(closed: ClosedJaxpr): ClosedJaxpr {
   return new ClosedJaxpr(new Jaxpr(constBinders, j.inBinders, kept, j.outs), consts);
 }
 
+/**
+ * Rewrites `transpose(dot_general(a, b))` whose permutation only swaps the two operands' free axes
+ * into `dot_general(b, a)`, which produces that layout directly. Gradients are full of these (JAX's
+ * transpose rule for the lhs cotangent ends in a transpose): without the rewrite the product is
+ * written in one layout and read back transposed, which keeps the consumer (an optimizer update,
+ * say) from fusing into the product as its epilogue and makes it read with a large stride. The
+ * result is the same sum in the same order, so the value is bit-identical. Only a product read by
+ * nothing else is rewritten (otherwise both layouts would be computed).
+ */
+export function absorbTransposesIntoDots(closed: ClosedJaxpr): ClosedJaxpr {
+  const j = closed.jaxpr;
+  const uses = new Map<Var, number>();
+  for (const eqn of j.eqns)
+    for (const a of eqn.inputs) if (a instanceof Var) uses.set(a, (uses.get(a) ?? 0) + 1);
+  for (const a of j.outs) if (a instanceof Var) uses.set(a, (uses.get(a) ?? 0) + 1);
+  const producer = new Map<Var, JaxprEqn>();
+  for (const eqn of j.eqns) if (eqn.prim.name === "dot_general") producer.set(eqn.outBinders[0]!, eqn);
+  const absorbed = new Set<JaxprEqn>();
+  const eqns: JaxprEqn[] = [];
+  for (const eqn of j.eqns) {
+    const src = eqn.inputs[0];
+    const dot = eqn.prim.name === "transpose" && src instanceof Var ? producer.get(src) : undefined;
+    const swapped = dot && uses.get(src as Var) === 1 ? swapOperands(dot, eqn) : null;
+    if (swapped === null) {
+      eqns.push(eqn);
+      continue;
+    }
+    absorbed.add(dot!);
+    eqns.push(swapped);
+  }
+  if (absorbed.size === 0) return closed;
+  // The swapped product takes the transpose's place, after both operands exist; drop the original.
+  const kept = eqns.filter((e) => !absorbed.has(e));
+  return new ClosedJaxpr(new Jaxpr(j.constBinders, j.inBinders, kept, j.outs), closed.consts);
+}
+
+/** `dot_general(b, a)` writing `transposeEqn`'s output, or null when its permutation is not the operand swap. */
+function swapOperands(dot: JaxprEqn, transposeEqn: JaxprEqn): JaxprEqn | null {
+  const { dimensionNumbers: dn, preferredElementType } = dot.params as DotGeneralParams;
+  const perm = (transposeEqn.params as { permutation: readonly number[] }).permutation;
+  const [l, r] = dot.inputs as [Atom, Atom];
+  const lRank = l.aval.shape.length;
+  const rRank = r.aval.shape.length;
+  const nb = dn.batch[0].length;
+  const nl = lRank - nb - dn.contracting[0].length;
+  const nr = rRank - nb - dn.contracting[1].length;
+  if (nl === 0 || nr === 0) return null;
+  const want = [
+    ...Array.from({ length: nb }, (_, i) => i),
+    ...Array.from({ length: nr }, (_, i) => nb + nl + i),
+    ...Array.from({ length: nl }, (_, i) => nb + i),
+  ];
+  if (perm.length !== want.length || perm.some((p, i) => p !== want[i])) return null;
+  const params: DotGeneralParams = {
+    dimensionNumbers: {
+      contracting: [dn.contracting[1], dn.contracting[0]],
+      batch: [dn.batch[1], dn.batch[0]],
+    },
+    preferredElementType,
+  };
+  return { prim: dot.prim, inputs: [r, l], params, outBinders: transposeEqn.outBinders };
+}
+
 /** The pass pipeline jit runs before grouping into kernels. */
 export function optimize(closed: ClosedJaxpr): ClosedJaxpr {
   let c = inlineCalls(closed);
   c = foldConstants(c);
   c = eliminateCommonSubexpressions(c);
   c = eliminateDeadCode(c);
+  c = absorbTransposesIntoDots(c);
   return c;
 }

@@ -44,6 +44,23 @@ export interface EscapeStep {
 
 export type PlanStep = KernelStep | EscapeStep;
 
+/** Elementwise primitives of about one instruction: recomputed by each reader rather than stored. */
+const CHEAP_ELEMENTWISE = new Set([
+  "eq",
+  "ne",
+  "lt",
+  "le",
+  "gt",
+  "ge",
+  "neg",
+  "abs",
+  "not",
+  "and",
+  "or",
+  "convert_element_type",
+  "stop_gradient",
+]);
+
 class NeedMaterialize {
   constructor(readonly v: Var) {}
 }
@@ -110,8 +127,12 @@ export function groupKernels(jaxpr: Jaxpr): PlanStep[] {
     }
   }
 
-  // Views of buffers (or of literals) are free to recompute, so they stay inlined even when shared.
-  const cheapView = new Set<Var>();
+  // Views of buffers (or of literals) are free to recompute, so they stay inlined even when shared;
+  // so is one cheap elementwise op over such values (ReLU's mask `x > 0`, read by the forward
+  // select and again by the backward one): recomputing it in each reader costs less than a kernel
+  // that writes it out and a second read.
+  const cheap = new Set<Var>();
+  const isCheapInput = (a: Atom) => a instanceof Lit || materialized.has(a) || cheap.has(a);
   for (const eqn of jaxpr.eqns) {
     const cls = classes.get(eqn)!;
     if (cls === "escape") {
@@ -121,8 +142,15 @@ export function groupKernels(jaxpr: Jaxpr): PlanStep[] {
     }
     const v = eqn.outBinders[0]!;
     const src = eqn.inputs[0]!;
-    if (cls === "view" && (src instanceof Lit || materialized.has(src) || cheapView.has(src)))
-      cheapView.add(v);
+    if (cls === "view" && isCheapInput(src)) cheap.add(v);
+    else if (
+      cls === "elementwise" &&
+      CHEAP_ELEMENTWISE.has(eqn.prim.name) &&
+      !materialized.has(v) &&
+      eqn.inputs.every(isCheapInput) &&
+      eqn.inputs.some((a) => a instanceof Var && materialized.has(a))
+    )
+      cheap.add(v);
     else if ((uses.get(v) ?? 0) > 1) materialized.add(v);
   }
   for (;;) {

@@ -76,3 +76,22 @@ describe("absorbTransposesIntoDots", () => {
     expect(absorbTransposesIntoDots(shared)).toBe(shared);
   });
 });
+
+describe("kernel grouping recomputes cheap shared values", () => {
+  it("ReLU's mask is recomputed by both readers instead of getting its own kernel", async () => {
+    const { jit, grad } = await import("../../../src/transforms/index.js");
+    const { nn } = await import("../../../src/index.js");
+    const f = (w: Tensor, x: Tensor) => np.sum(nn.relu(np.matmul(x, w)).mul(np.matmul(x, w)));
+    const w = rand([4, 3], 3);
+    const x = rand([5, 4], 4);
+    const g = jit(grad(f), { backend: "ts" });
+    const low = g.lower(w, x);
+    expect(low.plan.filter((l) => l.includes("bool["))).toEqual([]);
+    const want = grad(f)(w, x) as Tensor;
+    const got = g(w, x);
+    // Same products; sums of ≤ 5 terms may be ordered differently: a few ulps of the terms' sizes.
+    const wd = want.data();
+    const gd = got.data();
+    for (let i = 0; i < wd.length; i++) expect(Math.abs(gd[i]! - wd[i]!)).toBeLessThanOrEqual(1e-5);
+  });
+});

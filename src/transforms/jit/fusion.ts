@@ -57,9 +57,19 @@ const CHEAP_ELEMENTWISE = new Set([
   "not",
   "and",
   "or",
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "max",
+  "min",
+  "select",
   "convert_element_type",
   "stop_gradient",
 ]);
+
+/** The most ops a recomputed (not materialised) shared value may inline into each reader. */
+const MAX_RECOMPUTE = 8;
 
 class NeedMaterialize {
   constructor(readonly v: Var) {}
@@ -128,11 +138,19 @@ export function groupKernels(jaxpr: Jaxpr): PlanStep[] {
   }
 
   // Views of buffers (or of literals) are free to recompute, so they stay inlined even when shared;
-  // so is one cheap elementwise op over such values (ReLU's mask `x > 0`, read by the forward
-  // select and again by the backward one): recomputing it in each reader costs less than a kernel
-  // that writes it out and a second read.
-  const cheap = new Set<Var>();
-  const isCheapInput = (a: Atom) => a instanceof Lit || materialized.has(a) || cheap.has(a);
+  // so is a small expression of cheap elementwise ops that reads at most one buffer of its own size,
+  // its other operands literals or small broadcast values (ReLU's mask `x > 0`, read by the forward
+  // select and again by the backward one; SAM's `g / max|g|`, read by the norm and by the
+  // direction): recomputing it in each reader costs less than a kernel that writes it out plus a
+  // read back. `cost` (the ops it inlines) is capped, so shared recomputed values cannot make an
+  // inlined expression grow beyond MAX_RECOMPUTE ops per use.
+  const recompute = new Map<Var, { cost: number; reads: Set<Var> }>();
+  const recomputable = (a: Atom): { cost: number; reads: Set<Var> } | null => {
+    if (a instanceof Lit) return { cost: 0, reads: new Set() };
+    if (materialized.has(a)) return { cost: 0, reads: new Set([a]) };
+    return recompute.get(a) ?? null;
+  };
+  const size = (a: Atom) => a.aval.shape.reduce((p, d) => p * d, 1);
   for (const eqn of jaxpr.eqns) {
     const cls = classes.get(eqn)!;
     if (cls === "escape") {
@@ -142,16 +160,23 @@ export function groupKernels(jaxpr: Jaxpr): PlanStep[] {
     }
     const v = eqn.outBinders[0]!;
     const src = eqn.inputs[0]!;
-    if (cls === "view" && isCheapInput(src)) cheap.add(v);
-    else if (
-      cls === "elementwise" &&
-      CHEAP_ELEMENTWISE.has(eqn.prim.name) &&
-      !materialized.has(v) &&
-      eqn.inputs.every(isCheapInput) &&
-      eqn.inputs.some((a) => a instanceof Var && materialized.has(a))
-    )
-      cheap.add(v);
-    else if ((uses.get(v) ?? 0) > 1) materialized.add(v);
+    const srcR = recomputable(src);
+    if (cls === "view" && srcR !== null) {
+      recompute.set(v, srcR);
+      continue;
+    }
+    if (cls === "elementwise" && CHEAP_ELEMENTWISE.has(eqn.prim.name) && !materialized.has(v)) {
+      const ins = eqn.inputs.map(recomputable);
+      if (ins.every((r) => r !== null)) {
+        const cost = 1 + ins.reduce((c, r) => c + r!.cost, 0);
+        const reads = new Set(ins.flatMap((r) => [...r!.reads]));
+        if (cost <= MAX_RECOMPUTE && [...reads].filter((b) => size(b) >= size(v)).length <= 1) {
+          recompute.set(v, { cost, reads });
+          continue;
+        }
+      }
+    }
+    if ((uses.get(v) ?? 0) > 1) materialized.add(v);
   }
   for (;;) {
     try {

@@ -242,6 +242,43 @@ describe("tsjax train", () => {
     );
   });
 
+  it("trains through jit by default and matches --eager within float32 rounding", async () => {
+    const dir = tmp();
+    const metrics = async (extra: string[]) => {
+      const out = join(dir, extra.join("") || "jit");
+      const r = await run(["train", ...TINY, "--epochs", "2", "--optimizer", "sam", ...extra, "--out", out]);
+      expect(r.code).toBe(0);
+      return readFileSync(join(out, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+    };
+    const jitted = await metrics([]);
+    const eager = await metrics(["--eager"]);
+    // Same operations, kernels may sum in another order: 8 steps of a 16-wide MLP drift by a few
+    // float32 ulps per step, far below 1e-4 relative on losses of order 1.
+    jitted.forEach((l, i) => {
+      for (const k of ["trainLoss", "testLoss"])
+        expect(Math.abs(l[k] - eager[i][k])).toBeLessThan(1e-4 * Math.abs(eager[i][k]));
+    });
+    // --eager changes the arithmetic, so a resumed run may not switch it.
+    expectUserError(
+      await run([
+        "train",
+        ...TINY,
+        "--epochs",
+        "3",
+        "--optimizer",
+        "sam",
+        "--eager",
+        "--out",
+        join(dir, "jit"),
+        "--resume",
+      ]),
+      /--eager/,
+    );
+  });
+
   it("refuses every bad input with one line and exit status 2", async () => {
     const dir = tmp();
     expectUserError(await run(["train", "--bogus"]), /unknown flag '--bogus'/);

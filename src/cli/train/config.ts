@@ -43,6 +43,8 @@ export interface TrainConfig {
   trainSize: number;
   testSize: number;
   evalBatchSize: number;
+  /** Run steps op by op on the reference implementations instead of compiling them with jit. */
+  eager: boolean;
 }
 
 /** The flags of `tsjax train` (values arrive as text and are checked by {@link resolveTrainConfig}). */
@@ -89,6 +91,10 @@ export const TRAIN_FLAGS: FlagSpecs = {
     default: "runs/<dataset>-<model>-<optimizer>-s<seed>",
   },
   resume: { type: "boolean", help: "continue the run in --out from its last checkpoint" },
+  eager: {
+    type: "boolean",
+    help: "run each step op by op on the reference implementations (default: compiled with jit)",
+  },
   quiet: { type: "boolean", help: "no progress output (the summary is still printed)" },
   png: { type: "boolean", help: "also write PNG copies of the plots (needs chromium installed)" },
   help: { type: "boolean", help: "show this help" },
@@ -167,6 +173,7 @@ export function resolveTrainConfig(flags: Flags): TrainConfig {
     trainSize: intFlag(flags, "train-size", 60000, 1),
     testSize: intFlag(flags, "test-size", 10000, 1),
     evalBatchSize: intFlag(flags, "eval-batch-size", 1000, 1),
+    eager: flags.eager === true,
   };
   if (28 % cfg.imageSize !== 0)
     throw new ConfigError(`--image-size must divide 28 (28|14|7|4|2|1), got ${cfg.imageSize}`, CMD);

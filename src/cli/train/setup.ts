@@ -7,7 +7,7 @@
 import * as np from "../../core/numpy/index.js";
 import type { Tensor } from "../../core/tensor.js";
 import * as tree from "../../core/tree.js";
-import { valueAndGrad } from "../../transforms/index.js";
+import { jit, valueAndGrad } from "../../transforms/index.js";
 import * as nn from "../../nn/index.js";
 import type { Layer } from "../../nn/layer.js";
 import * as optim from "../../optim/index.js";
@@ -30,6 +30,13 @@ export interface StepMetrics {
   correct: number;
   /** SAM diagnostics, for sam and asam only. */
   sam: { gradNorm: number; samGradNorm: number; cosine: number; lossIncrease: number } | null;
+}
+
+/** {@link StepMetrics} before they leave the compiled step: scalar tensors. */
+interface StepTensors {
+  loss: Tensor;
+  correct: Tensor;
+  sam: { gradNorm: Tensor; samGradNorm: Tensor; cosine: Tensor; lossIncrease: Tensor } | null;
 }
 
 /** The assembled pieces of a run. */
@@ -104,7 +111,7 @@ export function buildSetup(cfg: TrainConfig, numClasses: number, stepsPerEpoch: 
   const scalarLoss = (params: unknown, modelState: unknown, x: Tensor, y: Tensor): Tensor =>
     loss(params, modelState, x, y)[0];
 
-  type GradOut = { grads: unknown; aux: Aux; sam: StepMetrics["sam"]; samState: unknown };
+  type GradOut = { grads: unknown; aux: Aux; sam: StepTensors["sam"]; samState: unknown };
   let gradient: (s: StepState, x: Tensor, y: Tensor) => GradOut;
   const clean = valueAndGrad(loss, { hasAux: true });
   // For the variants whose gradient functions take a scalar loss, the clean forward pass supplies
@@ -129,7 +136,7 @@ export function buildSetup(cfg: TrainConfig, numClasses: number, stepsPerEpoch: 
       gradient = (s, x, y) => {
         const d = f(s.params, s.modelState, x, y);
         let aux = d.aux as Aux;
-        const mean = (t: Tensor) => np.mean(t).item();
+        const mean = (t: Tensor) => np.mean(t);
         if (cfg.m > 0) {
           // Lanes stack their aux on axis 0: average the losses and states, add the counts.
           aux = {
@@ -178,6 +185,30 @@ export function buildSetup(cfg: TrainConfig, numClasses: number, stepsPerEpoch: 
     }
   }
 
+  const pureStep = (s: StepState, x: Tensor, y: Tensor): [StepState, StepTensors] => {
+    const out = gradient(s, x, y);
+    const g =
+      cfg.weightDecay > 0 ? optim.treeAdd(out.grads, optim.treeScale(cfg.weightDecay, s.params)) : out.grads;
+    const [updates, optState] = opt.update(g, s.optState, s.params);
+    const next: StepState = {
+      params: optim.applyUpdates(s.params, updates),
+      optState,
+      modelState: out.aux.modelState,
+      samState: out.samState,
+    };
+    return [next, { loss: out.aux.loss, correct: out.aux.correct, sam: out.sam }];
+  };
+  const pureEvaluate = (params: unknown, modelState: unknown, x: Tensor, y: Tensor): Tensor[] => {
+    const [logits] = model.apply(params, modelState, x, { train: false });
+    const lossSum = np.sum(nn.losses.softmaxCrossEntropyWithIntegerLabels(logits, y));
+    const correct = np.sum(np.astype(np.equal(np.argmax(logits, -1), y), "float32"));
+    return [lossSum, correct];
+  };
+  // Compiled once per batch shape on jit's default backend (the WebAssembly SIMD one in Node);
+  // `--eager` runs the same functions op by op on the reference implementations.
+  const step = cfg.eager ? pureStep : jit(pureStep);
+  const evaluate = cfg.eager ? pureEvaluate : jit(pureEvaluate);
+
   return {
     model,
     init(key, batchShape) {
@@ -189,25 +220,18 @@ export function buildSetup(cfg: TrainConfig, numClasses: number, stepsPerEpoch: 
       return { params, optState: opt.init(params), modelState: state, samState };
     },
     step(s, x, y) {
-      const out = gradient(s, x, y);
-      const g =
-        cfg.weightDecay > 0
-          ? optim.treeAdd(out.grads, optim.treeScale(cfg.weightDecay, s.params))
-          : out.grads;
-      const [updates, optState] = opt.update(g, s.optState, s.params);
-      const next: StepState = {
-        params: optim.applyUpdates(s.params, updates),
-        optState,
-        modelState: out.aux.modelState,
-        samState: out.samState,
+      const [next, m] = step(s, x, y);
+      const sam = m.sam && {
+        gradNorm: m.sam.gradNorm.item(),
+        samGradNorm: m.sam.samGradNorm.item(),
+        cosine: m.sam.cosine.item(),
+        lossIncrease: m.sam.lossIncrease.item(),
       };
-      return [next, { loss: out.aux.loss.item(), correct: out.aux.correct.item(), sam: out.sam }];
+      return [next, { loss: m.loss.item(), correct: m.correct.item(), sam }];
     },
     evaluate(s, x, y) {
-      const [logits] = model.apply(s.params, s.modelState, x, { train: false });
-      const lossSum = np.sum(nn.losses.softmaxCrossEntropyWithIntegerLabels(logits, y)).item();
-      const correct = np.sum(np.astype(np.equal(np.argmax(logits, -1), y), "float32")).item();
-      return { lossSum, correct };
+      const [lossSum, correct] = evaluate(s.params, s.modelState, x, y);
+      return { lossSum: lossSum!.item(), correct: correct!.item() };
     },
     evalLoss(s) {
       return (params, x, y) => {

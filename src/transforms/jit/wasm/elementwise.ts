@@ -107,7 +107,7 @@ const COMPARE = new Set(["lt", "le", "gt", "ge", "eq", "ne"]);
 /** How the innermost (vectorised) dimension reads an input. */
 type InnerKind = "contiguous" | "broadcast" | "strided";
 
-const REDUCE: Record<ReduceKind, { vec: number; scalar: number; identity: number }> = {
+export const REDUCE: Record<ReduceKind, { vec: number; scalar: number; identity: number }> = {
   sum: { vec: Simd.f32x4_add, scalar: Op.f32_add, identity: 0 },
   prod: { vec: Simd.f32x4_mul, scalar: Op.f32_mul, identity: 1 },
   max: { vec: Simd.f32x4_max, scalar: Op.f32_max, identity: -Infinity },
@@ -121,7 +121,7 @@ const CHUNK = 1024;
 const RANK = 4;
 
 /** Checks the DAG and returns its nodes in post-order (each once). */
-function topo(expr: Expr, arity: number): Expr[] {
+export function topo(expr: Expr, arity: number): Expr[] {
   const seen = new Set<Expr>();
   const order: Expr[] = [];
   const visit = (e: Expr) => {
@@ -161,7 +161,7 @@ function topo(expr: Expr, arity: number): Expr[] {
  * Emits the DAG once per vector: `load(i)` leaves input i's vector on the stack. Returns the
  * local holding the f32 result.
  */
-function emitExpr(v: VecEmitter, order: Expr[], load: (i: number) => number): number {
+export function emitExpr(v: VecEmitter, order: Expr[], load: (i: number) => number): number {
   const val = new Map<Expr, number>();
   const isMask = new Set<Expr>();
   const asF32 = (e: Expr): number => {

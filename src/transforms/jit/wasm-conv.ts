@@ -145,7 +145,8 @@ const inverse = (p: readonly number[]): number[] => {
 /**
  * The cheapest way to run a (fitting) convolution on the wasm conv: the candidate readings that
  * apply, ordered by elements copied for layouts (weighted: a JS copy costs more than writing a
- * patch-matrix element), then by patch-matrix size. Exposed for tests.
+ * patch-matrix element) plus patch-matrix size. With `reading`, that reading (null where it does
+ * not apply: the input-gradient reading needs unit window strides).
  *
  * @example
  * ```ts
@@ -157,7 +158,8 @@ export function planConv(
   lShape: readonly number[],
   rShape: readonly number[],
   oShape: readonly number[],
-): ConvPlan {
+  reading?: ConvReading,
+): ConvPlan | null {
   const { lhsSpec: ls, rhsSpec: rs, outSpec: os } = p.dimensionNumbers;
   const [lb, lc, l0, l1] = ls as [number, number, number, number];
   const [rf, rc, r0, r1] = rs as [number, number, number, number];
@@ -171,12 +173,14 @@ export function planConv(
   const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
   const make = (
     reading: ConvReading,
-    g: ConvGeometry,
+    sizes: Omit<ConvGeometry, "dh" | "dw" | "pt" | "pl" | "oh" | "ow">,
+    rest: Pick<ConvGeometry, "dh" | "dw" | "pt" | "pl" | "oh" | "ow">,
     lhsPerm: number[],
     rhsPerm: number[],
     rhsFlip: number[],
     outAxes: number[],
   ): ConvPlan => {
+    const g: ConvGeometry = { ...sizes, ...rest };
     const outPerm = inverse(outAxes);
     const viewOut = outAxes.map((a) => oShape[a]!);
     let copied = 0;
@@ -188,36 +192,41 @@ export function planConv(
   const plans: ConvPlan[] = [
     make(
       "forward",
-      { n: L(lb), h: L(l0), w: L(l1), c: L(lc), kh: R(r0), kw: R(r1), o: R(rf) } as ConvGeometry,
+      { n: L(lb), h: L(l0), w: L(l1), c: L(lc), kh: R(r0), kw: R(r1), o: R(rf), sh: s0, sw: s1 },
+      { dh: d0, dw: d1, pt, pl, oh: O(o0), ow: O(o1) },
       [lb, l0, l1, lc],
       [r0, r1, rc, rf],
       [],
       [ob, o0, o1, of],
     ),
+    // The lhs feature axis is the summed "batch", the rhs spatial axes the "output" positions,
+    // window strides and kernel dilation trade places.
     make(
       "kernelGrad",
-      { n: L(lc), h: L(l0), w: L(l1), c: L(lb), kh: O(o0), kw: O(o1), o: R(rf) } as ConvGeometry,
+      { n: L(lc), h: L(l0), w: L(l1), c: L(lb), kh: O(o0), kw: O(o1), o: R(rf), sh: d0, sw: d1 },
+      { dh: s0, dw: s1, pt, pl, oh: R(r0), ow: R(r1) },
       [lc, l0, l1, lb],
       [rc, r0, r1, rf],
       [],
       [o0, o1, ob, of],
     ),
   ];
-  // Geometry fields the readings share, filled in once.
-  Object.assign(plans[0]!.g, { sh: s0, sw: s1, dh: d0, dw: d1, pt, pl, oh: O(o0), ow: O(o1) });
-  Object.assign(plans[1]!.g, { sh: d0, sw: d1, dh: s0, dw: s1, pt, pl, oh: R(r0), ow: R(r1) });
   if (s0 === 1 && s1 === 1) {
-    const g = { n: L(lb), h: O(o0), w: O(o1), c: O(of), kh: R(r0), kw: R(r1), o: L(lc), sh: 1, sw: 1 };
-    const full = {
-      dh: d0,
-      dw: d1,
-      pt: (R(r0) - 1) * d0 - pt,
-      pl: (R(r1) - 1) * d1 - pl,
-      oh: L(l0),
-      ow: L(l1),
-    };
-    plans.push(make("inputGrad", { ...g, ...full }, [lb, l0, l1, lc], [r0, r1, rf, rc], [r0, r1], [ob, o0, o1, of]));
+    // The lhs is dy, the rhs the flipped kernel, the output dx of a stride-1 forward conv padded
+    // by (k − 1)·d − pad.
+    plans.push(
+      make(
+        "inputGrad",
+        { n: L(lb), h: O(o0), w: O(o1), c: O(of), kh: R(r0), kw: R(r1), o: L(lc), sh: 1, sw: 1 },
+        { dh: d0, dw: d1, pt: (R(r0) - 1) * d0 - pt, pl: (R(r1) - 1) * d1 - pl, oh: L(l0), ow: L(l1) },
+        [lb, l0, l1, lc],
+        [r0, r1, rf, rc],
+        [r0, r1],
+        [ob, o0, o1, of],
+      ),
+    );
   }
+  if (reading) return plans.find((c) => c.reading === reading) ?? null;
   const cost = (c: ConvPlan) => 4 * c.copied + c.scratch;
   return plans.reduce((best, c) => (cost(c) < cost(best) ? c : best));
 }
@@ -229,7 +238,8 @@ const asF32 = (t: Tensor): Float32Array => {
 
 /**
  * The wasm implementation of a convolution equation, or null when it does not fit (not float32,
- * not 2-D, feature or batch groups, input dilation, empty operands).
+ * not 2-D, feature or batch groups, input dilation, empty operands). `options.reading` forces an
+ * entry point (tests run every reading on every equation).
  *
  * @example
  * ```ts
@@ -237,7 +247,11 @@ const asF32 = (t: Tensor): Float32Array => {
  * impl?.run([x, w]); // [y], computed by im2col + GEMM
  * ```
  */
-export function wasmConvEscape(backend: () => WasmBackend, eqn: JaxprEqn): CompiledEscape | null {
+export function wasmConvEscape(
+  backend: () => WasmBackend,
+  eqn: JaxprEqn,
+  options: { reading?: ConvReading } = {},
+): CompiledEscape | null {
   if (eqn.prim.name !== "conv_general_dilated" || eqn.inputs.length !== 2 || eqn.outBinders.length !== 1)
     return null;
   const p = eqn.params as ConvParams;
@@ -248,7 +262,8 @@ export function wasmConvEscape(backend: () => WasmBackend, eqn: JaxprEqn): Compi
   if (p.featureGroupCount !== 1 || p.batchGroupCount !== 1) return null;
   if (p.lhsDilation.some((d) => d !== 1)) return null;
   if ([...l.shape, ...r.shape, ...out.shape].some((d) => d === 0)) return null;
-  const plan = planConv(p, l.shape, r.shape, out.shape);
+  const plan = planConv(p, l.shape, r.shape, out.shape, options.reading);
+  if (!plan) return null;
   const { g, lhsPerm, rhsPerm, rhsFlip, outAxes } = plan;
   const outPerm = inverse(outAxes);
   const viewOut = outAxes.map((a) => out.shape[a]!);

@@ -203,10 +203,11 @@ describe("select_and_scatter_add on wasm:pool", () => {
           const params: SelectParams = { ...c.geom, select };
           const outShape = bind1(reduceWindow_p, [x], { ...c.geom, op: select }).shape;
           const n = outShape.reduce((a, b) => a * b, 1);
-          // Source values whose sums are inexact in float32, so the float64 accumulation shows.
+          // Source values whose sums are inexact in float32, so the float64 accumulation shows,
+          // and some −0 (the reference's 0 + (−0) is +0).
           const src = f32(
             outShape,
-            Array.from({ length: n }, (_, i) => Math.sin(seed + i) * 2 ** ((i * 5) % 30)),
+            Array.from({ length: n }, (_, i) => (i % 7 === 3 ? -0 : Math.sin(seed + i) * 2 ** ((i * 5) % 30))),
           );
           const want = bind1(selectAndScatterAdd_p, [src, x], params);
           const esc = wasmEscape(() => be, eqnOf(selectAndScatterAdd_p, [src, x], params));

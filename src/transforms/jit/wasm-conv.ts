@@ -109,7 +109,11 @@ export function permute4(
  * Whether reading `shape` in axis order `perm` with `flip`ped axes is the same flat array: every
  * flipped axis has size 1 and the axes of size > 1 keep their order.
  */
-export function isLayoutNoop(shape: readonly number[], perm: readonly number[], flip: readonly number[]): boolean {
+export function isLayoutNoop(
+  shape: readonly number[],
+  perm: readonly number[],
+  flip: readonly number[],
+): boolean {
   if (flip.some((d) => shape[d]! > 1)) return false;
   const big = perm.filter((d) => shape[d]! > 1);
   return big.every((d, i) => i === 0 || big[i - 1]! < d);

@@ -30,7 +30,8 @@ const asF32 = (t: Tensor): Float32Array => {
 };
 
 const allFloat32 = (eqn: JaxprEqn): boolean =>
-  eqn.inputs.every((a) => a.aval.dtype === "float32") && eqn.outBinders.every((b) => b.aval.dtype === "float32");
+  eqn.inputs.every((a) => a.aval.dtype === "float32") &&
+  eqn.outBinders.every((b) => b.aval.dtype === "float32");
 
 /**
  * The backend's implementation of an escape equation, or null to leave it to the reference.

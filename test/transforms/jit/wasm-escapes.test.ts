@@ -56,12 +56,20 @@ const f32 = (shape: readonly number[], v: ArrayLike<number>) =>
 
 /** The single equation of `prim` on operands of these avals. */
 function eqnOf<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): JaxprEqn {
-  const closed = makeJaxprFlat((...ins) => [bind1(prim, ins, params)], inputs.map((t) => t.aval));
+  const closed = makeJaxprFlat(
+    (...ins) => [bind1(prim, ins, params)],
+    inputs.map((t) => t.aval),
+  );
   return closed.jaxpr.eqns[0]!;
 }
 
 /** Runs an escape through `runPtr`: operands staged in the heap, outputs prefilled with NaN. */
-function viaPtr(backend: WasmBackend, esc: CompiledEscape, inputs: readonly Tensor[], outShape: readonly number[]) {
+function viaPtr(
+  backend: WasmBackend,
+  esc: CompiledEscape,
+  inputs: readonly Tensor[],
+  outShape: readonly number[],
+) {
   const heap = backend.heap;
   const size = outShape.reduce((a, b) => a * b, 1);
   const ptrs = inputs.map((t) => heap.alloc(4 * t.size));
@@ -114,7 +122,10 @@ const arbWindowCase: fc.Arbitrary<WindowCase> = fc
     axes: fc.uniqueArray(fc.integer({ min: 0, max: 4 }), { maxLength: 2 }),
     win: fc.array(
       fc.record({
-        k: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 1, max: 3 }) }, { weight: 1, arbitrary: fc.constant(0) }),
+        k: fc.oneof(
+          { weight: 9, arbitrary: fc.integer({ min: 1, max: 3 }) },
+          { weight: 1, arbitrary: fc.constant(0) },
+        ),
         s: fc.integer({ min: 1, max: 3 }),
         lo: fc.integer({ min: 0, max: 2 }),
         hi: fc.integer({ min: 0, max: 2 }),
@@ -134,7 +145,9 @@ const arbWindowCase: fc.Arbitrary<WindowCase> = fc
       geom: {
         windowDimensions: shape.map((_, d) => (active.includes(d) ? win[d]!.k : 1)),
         windowStrides: shape.map((_, d) => (active.includes(d) ? win[d]!.s : 1)),
-        padding: shape.map((_, d): [number, number] => (active.includes(d) ? [win[d]!.lo, win[d]!.hi] : [0, 0])),
+        padding: shape.map((_, d): [number, number] =>
+          active.includes(d) ? [win[d]!.lo, win[d]!.hi] : [0, 0],
+        ),
         baseDilation: ones,
         windowDilation: shape.map((_, d) => win[d]!.d),
       },
@@ -151,16 +164,20 @@ describe("reduce_window on wasm:pool", () => {
   it("equals the reference bit for bit (sum, max, min; run and runPtr)", () => {
     let simd = 0;
     fc.assert(
-      fc.property(withValues(true), fc.constantFrom("sum" as const, "max" as const, "min" as const), ([c, v], op) => {
-        const x = f32(c.shape, v);
-        const params = { ...c.geom, op };
-        const want = bind1(reduceWindow_p, [x], params);
-        const esc = wasmEscape(() => be, eqnOf(reduceWindow_p, [x], params));
-        expect(esc?.ranOn).toBe("wasm:pool");
-        expectSameBits(esc!.run([x])[0]!.data(), want.data());
-        expectSameBits(viaPtr(be, esc!, [x], want.shape), want.data());
-        if (op !== "sum" && simdFits(planWindow(c.shape, want.shape, c.geom)!)) simd++;
-      }),
+      fc.property(
+        withValues(true),
+        fc.constantFrom("sum" as const, "max" as const, "min" as const),
+        ([c, v], op) => {
+          const x = f32(c.shape, v);
+          const params = { ...c.geom, op };
+          const want = bind1(reduceWindow_p, [x], params);
+          const esc = wasmEscape(() => be, eqnOf(reduceWindow_p, [x], params));
+          expect(esc?.ranOn).toBe("wasm:pool");
+          expectSameBits(esc!.run([x])[0]!.data(), want.data());
+          expectSameBits(viaPtr(be, esc!, [x], want.shape), want.data());
+          if (op !== "sum" && simdFits(planWindow(c.shape, want.shape, c.geom)!)) simd++;
+        },
+      ),
       { numRuns: 300 },
     );
     expect(simd).toBeGreaterThan(20);
@@ -207,7 +224,9 @@ describe("select_and_scatter_add on wasm:pool", () => {
           // and some −0 (the reference's 0 + (−0) is +0).
           const src = f32(
             outShape,
-            Array.from({ length: n }, (_, i) => (i % 7 === 3 ? -0 : Math.sin(seed + i) * 2 ** ((i * 5) % 30))),
+            Array.from({ length: n }, (_, i) =>
+              i % 7 === 3 ? -0 : Math.sin(seed + i) * 2 ** ((i * 5) % 30),
+            ),
           );
           const want = bind1(selectAndScatterAdd_p, [src, x], params);
           const esc = wasmEscape(() => be, eqnOf(selectAndScatterAdd_p, [src, x], params));
@@ -394,7 +413,10 @@ describe("convolutions on wasm:conv, every reading", () => {
         dimensionNumbers: convDimensionNumbers(v.shape, w.shape, ["NHWC", "HWIO", "NHWC"]),
       });
     const loss = (a: Tensor, b: Tensor) => np.sum(np.tanh(conv(np.tanh(conv(x, a, 1)), b, 1)));
-    const closed = makeJaxprFlat((a, b) => grad(loss, { argnums: [0, 1] })(a!, b!) as Tensor[], [k1.aval, k2.aval]);
+    const closed = makeJaxprFlat(
+      (a, b) => grad(loss, { argnums: [0, 1] })(a!, b!) as Tensor[],
+      [k1.aval, k2.aval],
+    );
     const convs = closed.jaxpr.eqns.filter((e) => e.prim.name === "conv_general_dilated");
     expect(convs.length).toBe(5); // two forward, two kernel gradients, one input gradient
     const readings = convs.map((e) => {
@@ -410,8 +432,14 @@ describe("convolutions on wasm:conv, every reading", () => {
 
 describe("declined equations run on the reference", () => {
   it("float64, grouped and input-dilated convolutions; base-dilated, 3-axis and float64 windows", () => {
-    const l = f32([1, 4, 4, 2], Array.from({ length: 32 }, (_, i) => i / 8));
-    const r = f32([2, 2, 2, 2], Array.from({ length: 16 }, (_, i) => i / 4 - 2));
+    const l = f32(
+      [1, 4, 4, 2],
+      Array.from({ length: 32 }, (_, i) => i / 8),
+    );
+    const r = f32(
+      [2, 2, 2, 2],
+      Array.from({ length: 16 }, (_, i) => i / 4 - 2),
+    );
     const base: ConvParams = {
       windowStrides: [1, 1],
       padding: [
@@ -426,7 +454,10 @@ describe("declined equations run on the reference", () => {
       preferredElementType: null,
     };
     expect(wasmEscape(() => be, eqnOf(convGeneralDilated_p, [l, r], base))).not.toBeNull();
-    const r1 = f32([2, 2, 1, 2], Array.from({ length: 8 }, (_, i) => i));
+    const r1 = f32(
+      [2, 2, 1, 2],
+      Array.from({ length: 8 }, (_, i) => i),
+    );
     const declined: [Tensor[], ConvParams][] = [
       [[l.astype("float64"), r.astype("float64")], base],
       [[l, r1], { ...base, featureGroupCount: 2 }],
@@ -439,7 +470,10 @@ describe("declined equations run on the reference", () => {
       expect(low.escapes).toContain("conv_general_dilated");
       expect(jit(f, { backend: "wasm" })(ins[0]!, ins[1]!).data()).toEqual(f(ins[0]!, ins[1]!).data());
     }
-    const x = f32([2, 4, 4, 3], Array.from({ length: 96 }, (_, i) => Math.cos(i)));
+    const x = f32(
+      [2, 4, 4, 3],
+      Array.from({ length: 96 }, (_, i) => Math.cos(i)),
+    );
     const geom = (over: Partial<ReduceWindowParams>): ReduceWindowParams => ({
       op: "max",
       windowDimensions: [1, 2, 2, 1],
@@ -474,7 +508,10 @@ describe("a CNN's jitted loss gradient on the wasm backend", () => {
     const rnd = (shape: number[], seed: number, scale: number) =>
       f32(
         shape,
-        Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 13.7 + i * 0.917) * scale),
+        Array.from(
+          { length: shape.reduce((a, b) => a * b, 1) },
+          (_, i) => Math.sin(seed * 13.7 + i * 0.917) * scale,
+        ),
       );
     const params = {
       k1: rnd([3, 3, 1, 4], 1, 0.5),
@@ -491,12 +528,18 @@ describe("a CNN's jitted loss gradient on the wasm backend", () => {
     const loss = (p: typeof params, xs: Tensor, ys: Tensor) => {
       const h1 = nn.relu(conv(xs, p.k1));
       const h2 = nn.relu(conv(h1, p.k2));
-      const pooled = lax.reduceWindow(h2, "max", [1, 2, 2, 1], [1, 2, 2, 1], [
-        [0, 0],
-        [0, 0],
-        [0, 0],
-        [0, 0],
-      ]);
+      const pooled = lax.reduceWindow(
+        h2,
+        "max",
+        [1, 2, 2, 1],
+        [1, 2, 2, 1],
+        [
+          [0, 0],
+          [0, 0],
+          [0, 0],
+          [0, 0],
+        ],
+      );
       const logits = np.matmul(pooled.reshape([B, -1]), p.w);
       return np.mean(np.sum(nn.oneHot(ys, 10).mul(nn.logSoftmax(logits)), -1)).neg();
     };
@@ -507,7 +550,11 @@ describe("a CNN's jitted loss gradient on the wasm backend", () => {
       expect(low.escapes).not.toContain(prim);
     const got = jg(params, x, y) as typeof params;
     const to64 = (t: Tensor) => t.astype("float64");
-    const want = g({ k1: to64(params.k1), k2: to64(params.k2), w: to64(params.w) }, to64(x), y) as typeof params;
+    const want = g(
+      { k1: to64(params.k1), k2: to64(params.k2), w: to64(params.w) },
+      to64(x),
+      y,
+    ) as typeof params;
     // First-order float32 bound: every layer's sums (longest: the conv1 kernel gradient over
     // B·8·8 positions) add relative errors of (K + 1)·u; their sum over the network, doubled for
     // the backward pass, times each gradient's largest entry. The seeded inputs have no near ties

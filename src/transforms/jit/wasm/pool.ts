@@ -207,7 +207,7 @@ export function reduceWindowF32(
         for (let t = 0; t < n; t++) {
           const v = src[s0 + offs[t]! + k]!;
           // Once acc is NaN neither test passes for a number, so the NaN stays.
-          if (v > acc || v !== v) acc = v;
+          if (v > acc || Number.isNaN(v)) acc = v;
         }
         dst[d0 + k] = acc;
       }
@@ -216,7 +216,7 @@ export function reduceWindowF32(
         let acc = Number.POSITIVE_INFINITY;
         for (let t = 0; t < n; t++) {
           const v = src[s0 + offs[t]! + k]!;
-          if (v < acc || v !== v) acc = v;
+          if (v < acc || Number.isNaN(v)) acc = v;
         }
         dst[d0 + k] = acc;
       }
@@ -262,10 +262,10 @@ export function selectAndScatterAddF32(
       let best = offs[0]! + k;
       let bv = operand[x0 + best]!;
       for (let t = 1; t < n; t++) {
-        if (bv !== bv) break;
+        if (Number.isNaN(bv)) break;
         const i = offs[t]! + k;
         const v = operand[x0 + i]!;
-        if (isMax ? v > bv || v !== v : v < bv || v !== v) {
+        if (isMax ? v > bv || Number.isNaN(v) : v < bv || Number.isNaN(v)) {
           best = i;
           bv = v;
         }
@@ -410,7 +410,9 @@ function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Ar
                 f.op(Op.i32_add).localGet(c).op(Op.i32_add).v128Load().localSet(v);
                 // acc = (v beats acc or v is NaN) ? v : acc; a NaN acc is never beaten.
                 f.localGet(v).localGet(acc);
-                f.localGet(v).localGet(acc).simd(kind === "max" ? Simd.f32x4_gt : Simd.f32x4_lt);
+                f.localGet(v)
+                  .localGet(acc)
+                  .simd(kind === "max" ? Simd.f32x4_gt : Simd.f32x4_lt);
                 f.localGet(v).localGet(v).simd(Simd.f32x4_ne).simd(Simd.v128_or);
                 f.simd(Simd.v128_bitselect).localSet(acc);
               },
@@ -460,7 +462,9 @@ function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Ar
                 tapAt();
                 f.localGet(X).localGet(tap).op(Op.i32_add).localGet(c).op(Op.i32_add).v128Load().localSet(v);
                 // Switch where v beats the best (or is the first NaN) and the best is no NaN yet.
-                f.localGet(v).localGet(bv).simd(kind === "max" ? Simd.f32x4_gt : Simd.f32x4_lt);
+                f.localGet(v)
+                  .localGet(bv)
+                  .simd(kind === "max" ? Simd.f32x4_gt : Simd.f32x4_lt);
                 f.localGet(v).localGet(v).simd(Simd.f32x4_ne).simd(Simd.v128_or);
                 f.localGet(bv).localGet(bv).simd(Simd.f32x4_eq).simd(Simd.v128_and).localSet(mask);
                 f.localGet(v).localGet(bv).localGet(mask).simd(Simd.v128_bitselect).localSet(bv);
@@ -469,7 +473,13 @@ function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Ar
               },
             );
             // source + 0 turns −0 into +0, as the reference's float64 0 + v does.
-            f.localGet(s0).localGet(c).op(Op.i32_add).v128Load().f32x4Const(0).simd(Simd.f32x4_add).localSet(s);
+            f.localGet(s0)
+              .localGet(c)
+              .op(Op.i32_add)
+              .v128Load()
+              .f32x4Const(0)
+              .simd(Simd.f32x4_add)
+              .localSet(s);
             f.forRange(
               t,
               () => f.i32Const(0),

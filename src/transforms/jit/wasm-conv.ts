@@ -1,19 +1,20 @@
 /**
  * Routes `conv_general_dilated` equations (which the fusion leaves as escapes) to the own wasm
- * convolution when they are float32, 2-D, ungrouped and without input dilation. The wasm conv has
- * three entry points, and any such convolution can be computed by each of them read the right way:
+ * convolution when they are float32, 2-D and ungrouped. The wasm conv has three entry points, and
+ * a convolution can be computed by each of them that applies, its operands read the right way:
  *
  * - forward: im2col(lhs) · rhs, with lhs as NHWC and rhs as HWIO;
  * - kernel gradient: im2col(x)ᵀ · dy, reading the equation's lhs feature axis as the batch it sums
  *   over (JAX's rhs transpose rule produces exactly this: a convolution contracting over batch and
  *   space, window strides and kernel dilation swapped);
  * - input gradient: col2im(dy · Wᵀ), reading the equation's rhs flipped back (JAX's lhs transpose
- *   rule convolves dy with the flipped kernel under full padding); stride-1 equations only.
+ *   rule convolves dy, dilated by the forward strides, with the flipped kernel under full padding);
+ *   equations with unit window strides only, and the only reading for an input-dilated lhs.
  *
  * Each reading wants the operands in its own axis order; an order that already holds needs no copy,
- * others are copied (tiled) into the heap. The escape picks the reading that copies least, then the
- * one with the smaller patch matrix, so the gradient convolutions of an NHWC × HWIO training step
- * run without layout copies of their large operands.
+ * others are copied (tiled) into the heap. The escape picks the reading with the least copying
+ * (weighted above) plus patch-matrix size, so the gradient convolutions of an NHWC × HWIO training
+ * step run without layout copies of their large operands.
  */
 import type { ConvParams } from "../../core/primitives/conv.js";
 import type { JaxprEqn } from "../../core/jaxpr.js";
@@ -193,35 +194,40 @@ export function planConv(
     if (!isLayoutNoop(viewOut, outPerm, [])) copied += size(oShape);
     return { reading, g, lhsPerm, rhsPerm, rhsFlip, outAxes, copied, scratch: WasmConv.scratchBytes(g) / 4 };
   };
-  const plans: ConvPlan[] = [
-    make(
-      "forward",
-      { n: L(lb), h: L(l0), w: L(l1), c: L(lc), kh: R(r0), kw: R(r1), o: R(rf), sh: s0, sw: s1 },
-      { dh: d0, dw: d1, pt, pl, oh: O(o0), ow: O(o1) },
-      [lb, l0, l1, lc],
-      [r0, r1, rc, rf],
-      [],
-      [ob, o0, o1, of],
-    ),
-    // The lhs feature axis is the summed "batch", the rhs spatial axes the "output" positions,
-    // window strides and kernel dilation trade places.
-    make(
-      "kernelGrad",
-      { n: L(lc), h: L(l0), w: L(l1), c: L(lb), kh: O(o0), kw: O(o1), o: R(rf), sh: d0, sw: d1 },
-      { dh: s0, dw: s1, pt, pl, oh: R(r0), ow: R(r1) },
-      [lc, l0, l1, lb],
-      [rc, r0, r1, rf],
-      [],
-      [o0, o1, ob, of],
-    ),
-  ];
+  const [e0, e1] = p.lhsDilation as [number, number];
+  const plans: ConvPlan[] = [];
+  // An input-dilated lhs (the input gradient of a strided convolution) only has the col2im reading.
+  if (e0 === 1 && e1 === 1) {
+    plans.push(
+      make(
+        "forward",
+        { n: L(lb), h: L(l0), w: L(l1), c: L(lc), kh: R(r0), kw: R(r1), o: R(rf), sh: s0, sw: s1 },
+        { dh: d0, dw: d1, pt, pl, oh: O(o0), ow: O(o1) },
+        [lb, l0, l1, lc],
+        [r0, r1, rc, rf],
+        [],
+        [ob, o0, o1, of],
+      ),
+      // The lhs feature axis is the summed "batch", the rhs spatial axes the "output" positions,
+      // window strides and kernel dilation trade places.
+      make(
+        "kernelGrad",
+        { n: L(lc), h: L(l0), w: L(l1), c: L(lb), kh: O(o0), kw: O(o1), o: R(rf), sh: d0, sw: d1 },
+        { dh: s0, dw: s1, pt, pl, oh: R(r0), ow: R(r1) },
+        [lc, l0, l1, lb],
+        [rc, r0, r1, rf],
+        [],
+        [o0, o1, ob, of],
+      ),
+    );
+  }
   if (s0 === 1 && s1 === 1) {
-    // The lhs is dy, the rhs the flipped kernel, the output dx of a stride-1 forward conv padded
-    // by (k − 1)·d − pad.
+    // The lhs is dy, the rhs the flipped kernel, the output dx of a forward conv with stride = the
+    // lhs dilation, padded by (k − 1)·d − pad.
     plans.push(
       make(
         "inputGrad",
-        { n: L(lb), h: O(o0), w: O(o1), c: O(of), kh: R(r0), kw: R(r1), o: L(lc), sh: 1, sw: 1 },
+        { n: L(lb), h: O(o0), w: O(o1), c: O(of), kh: R(r0), kw: R(r1), o: L(lc), sh: e0, sw: e1 },
         { dh: d0, dw: d1, pt: (R(r0) - 1) * d0 - pt, pl: (R(r1) - 1) * d1 - pl, oh: L(l0), ow: L(l1) },
         [lb, l0, l1, lc],
         [r0, r1, rf, rc],
@@ -230,6 +236,7 @@ export function planConv(
       ),
     );
   }
+  if (plans.length === 0) return null;
   if (reading) return plans.find((c) => c.reading === reading) ?? null;
   const cost = (c: ConvPlan) => 4 * c.copied + c.scratch;
   return plans.reduce((best, c) => (cost(c) < cost(best) ? c : best));
@@ -242,7 +249,8 @@ const asF32 = (t: Tensor): Float32Array => {
 
 /**
  * The wasm implementation of a convolution equation, or null when it does not fit (not float32,
- * not 2-D, feature or batch groups, input dilation, empty operands). `options.reading` forces an
+ * not 2-D, feature or batch groups, input dilation with window strides, empty operands).
+ * `options.reading` forces an
  * entry point (tests run every reading on every equation).
  *
  * @example
@@ -264,7 +272,6 @@ export function wasmConvEscape(
   if (l.dtype !== "float32" || r.dtype !== "float32" || out.dtype !== "float32") return null;
   if (l.shape.length !== 4 || r.shape.length !== 4) return null;
   if (p.featureGroupCount !== 1 || p.batchGroupCount !== 1) return null;
-  if (p.lhsDilation.some((d) => d !== 1)) return null;
   if ([...l.shape, ...r.shape, ...out.shape].some((d) => d === 0)) return null;
   const plan = planConv(p, l.shape, r.shape, out.shape, options.reading);
   if (!plan) return null;

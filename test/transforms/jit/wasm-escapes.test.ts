@@ -284,6 +284,7 @@ interface ConvCase {
   kw: number;
   strides: [number, number];
   dilation: [number, number];
+  lhsDilation: [number, number];
   padding: [[number, number], [number, number]];
 }
 
@@ -313,19 +314,25 @@ const arbConvCase: fc.Arbitrary<ConvCase> = fc
     kw: fc.integer({ min: 1, max: 3 }),
     strides: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
     dilation: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+    lhsDilation: fc.oneof(
+      { weight: 3, arbitrary: fc.constant<[number, number]>([1, 1]) },
+      { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })) },
+    ),
     padding: fc.tuple(
       fc.tuple(fc.integer({ min: -1, max: 3 }), fc.integer({ min: -1, max: 3 })),
       fc.tuple(fc.integer({ min: -1, max: 3 }), fc.integer({ min: -1, max: 3 })),
     ),
   })
   .filter((k) => {
+    const dilated = (n: number, e: number) => (n - 1) * e + 1;
     const out = (n: number, k0: number, d: number, s: number, [lo, hi]: [number, number]) =>
       Math.floor((n + lo + hi - ((k0 - 1) * d + 1)) / s) + 1;
+    const [h, w] = [dilated(k.h, k.lhsDilation[0]), dilated(k.w, k.lhsDilation[1])];
     return (
-      k.h + k.padding[0][0] + k.padding[0][1] >= 0 &&
-      k.w + k.padding[1][0] + k.padding[1][1] >= 0 &&
-      out(k.h, k.kh, k.dilation[0], k.strides[0], k.padding[0]) >= 1 &&
-      out(k.w, k.kw, k.dilation[1], k.strides[1], k.padding[1]) >= 1
+      h + k.padding[0][0] + k.padding[0][1] >= 0 &&
+      w + k.padding[1][0] + k.padding[1][1] >= 0 &&
+      out(h, k.kh, k.dilation[0], k.strides[0], k.padding[0]) >= 1 &&
+      out(w, k.kw, k.dilation[1], k.strides[1], k.padding[1]) >= 1
     );
   });
 
@@ -349,7 +356,7 @@ function convTensors(k: ConvCase, seed: number) {
   const params: ConvParams = {
     windowStrides: k.strides,
     padding: k.padding,
-    lhsDilation: [1, 1],
+    lhsDilation: k.lhsDilation,
     rhsDilation: k.dilation,
     dimensionNumbers: { lhsSpec: k.lhsSpec, rhsSpec: k.rhsSpec, outSpec: k.outSpec },
     featureGroupCount: 1,
@@ -373,6 +380,7 @@ describe("convolutions on wasm:conv, every reading", () => {
   const readings: ConvReading[] = ["forward", "kernelGrad", "inputGrad"];
   it("forward, kernel-gradient and input-gradient readings of random convolutions, run and runPtr", () => {
     const seen = new Set<string>();
+    let dilatedLhs = 0;
     fc.assert(
       fc.property(arbConvCase, fc.integer({ min: 0, max: 1000 }), fc.boolean(), (k, seed, two) => {
         const backend = two ? be2 : be;
@@ -386,20 +394,27 @@ describe("convolutions on wasm:conv, every reading", () => {
         );
         for (const reading of readings) {
           const esc = wasmConvEscape(() => backend, eqn, { reading });
-          if (reading === "inputGrad" && (k.strides[0] !== 1 || k.strides[1] !== 1)) {
+          // The input-gradient reading needs unit window strides; the others no input dilation.
+          const applies =
+            reading === "inputGrad"
+              ? k.strides[0] === 1 && k.strides[1] === 1
+              : k.lhsDilation[0] === 1 && k.lhsDilation[1] === 1;
+          if (!applies) {
             expect(esc).toBeNull();
             continue;
           }
           expect(esc).not.toBeNull();
           seen.add(reading);
+          if (k.lhsDilation[0] * k.lhsDilation[1] > 1) dilatedLhs++;
           const terms = k.c * k.kh * k.kw;
           expectConvWithin(esc!.run([l, r])[0]!.data(), want, abs, terms);
           expectConvWithin(viaPtr(backend, esc!, [l, r], want.shape), want, abs, terms);
         }
       }),
-      { numRuns: 60 },
+      { numRuns: 80 },
     );
     expect([...seen].sort()).toEqual(["forward", "inputGrad", "kernelGrad"]);
+    expect(dilatedLhs).toBeGreaterThan(3); // strided convolutions' input gradients
   });
 
   it("a training step's gradient convolutions (NHWC × HWIO) copy no large operand", () => {
@@ -431,7 +446,7 @@ describe("convolutions on wasm:conv, every reading", () => {
 });
 
 describe("declined equations run on the reference", () => {
-  it("float64, grouped and input-dilated convolutions; base-dilated, 3-axis and float64 windows", () => {
+  it("float64, grouped, input-dilated strided convolutions; base-dilated, 3-axis, float64 windows", () => {
     const l = f32(
       [1, 4, 4, 2],
       Array.from({ length: 32 }, (_, i) => i / 8),
@@ -461,7 +476,7 @@ describe("declined equations run on the reference", () => {
     const declined: [Tensor[], ConvParams][] = [
       [[l.astype("float64"), r.astype("float64")], base],
       [[l, r1], { ...base, featureGroupCount: 2 }],
-      [[l, r], { ...base, lhsDilation: [2, 1] }],
+      [[l, r], { ...base, lhsDilation: [2, 1], windowStrides: [2, 1] }],
     ];
     for (const [ins, p] of declined) {
       expect(wasmEscape(() => be, eqnOf(convGeneralDilated_p, ins, p))).toBeNull();

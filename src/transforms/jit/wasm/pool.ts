@@ -1,10 +1,13 @@
 /**
  * Window kernels of the wasm backend on flat row-major float32 buffers: `reduce_window` (sum, max,
  * min), `select_and_scatter_add` (max/min pooling's gradient) and `rev` (the flipped kernel of a
- * convolution's input gradient). They are memory-bound (a handful of flops per element loaded), so
- * they are tight JS loops over typed arrays rather than generated wasm: each takes an array and an
- * element offset, which is either a Tensor's own buffer (offset 0) or the wasm heap's Float32Array
- * view (offset = byte pointer / 4), so the same loop serves `run` and `runPtr`.
+ * convolution's input gradient).
+ *
+ * Max/min pooling and its gradient over disjoint windows, with the untouched trailing axes (NHWC's
+ * channels) a multiple of 4, run as generated WebAssembly SIMD over a per-geometry window table
+ * (20× the JS loops on the CNN's pooling). Everything else runs as JS loops that take an array and
+ * an element offset: a Tensor's own buffer (offset 0) or the heap's Float32Array view (offset =
+ * byte pointer / 4), so one loop serves `run` and `runPtr`.
  *
  * Results match the reference implementations (src/core/primitives/window.ts, conv.ts) bit for bit:
  * the same visiting order, the same tie and NaN rules, sums accumulated in float64 and rounded once.

@@ -21,7 +21,6 @@ import {
   simdFits,
   WasmPool,
   windowOutputSize,
-  windowsDisjoint,
 } from "./wasm/pool.js";
 
 const asF32 = (t: Tensor): Float32Array => {
@@ -126,9 +125,8 @@ function selectAndScatterAddEscape(backend: () => WasmBackend, eqn: JaxprEqn): C
   if (!g) return null;
   const xSize = operandSize(g);
   const wrap = (y: Float32Array) => [Tensor._fromBuffer(out.shape, "float32", y, out.weakType)];
-  // Disjoint windows (pooling with stride ≥ window) over whole vectors of channels: the SIMD loop;
-  // overlapping windows need the float64 accumulation of the JS loop to match the reference.
-  if (windowsDisjoint(g) && simdFits(g)) {
+  // Whole vectors of channels: the SIMD loop (overlapping windows accumulate in float64 there).
+  if (simdFits(g)) {
     const runPtr = (s: number, x: number, y: number) =>
       WasmPool.forHeap(backend().heap).scatterPtr(g, s, x, y, select);
     return {

@@ -3,8 +3,8 @@
  * min), `select_and_scatter_add` (max/min pooling's gradient) and `rev` (the flipped kernel of a
  * convolution's input gradient).
  *
- * Max/min pooling and its gradient over disjoint windows, with the untouched trailing axes (NHWC's
- * channels) a multiple of 4, run as generated WebAssembly SIMD over a per-geometry window table
+ * Max/min pooling and its gradient, with the untouched trailing axes (NHWC's channels) a multiple
+ * of 4, run as generated WebAssembly SIMD over a per-geometry window table
  * (20× the JS loops on the CNN's pooling). Everything else runs as JS loops that take an array and
  * an element offset: a Tensor's own buffer (offset 0) or the heap's Float32Array view (offset =
  * byte pointer / 4), so one loop serves `run` and `runPtr`.
@@ -376,6 +376,13 @@ export function simdFits(g: WindowGeometry): boolean {
   return g.p2 % 4 === 0 && g.p0 * g.oa * g.ob * g.p1 * (g.ka * g.kb + 2) <= MAX_TABLE;
 }
 
+// Float64 opcodes the assembler's tables do not name (memargs: log2 alignment 3, offset 0).
+const F64_LOAD = 0x2b;
+const F64_STORE = 0x39;
+const F64_ADD = 0xa0;
+const F64_PROMOTE_F32 = 0xbb;
+const F32_DEMOTE_F64 = 0xb6;
+
 function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder();
   m.importMemory("env", "memory", { shared: memory.shared, maxPages: memory.maxPages });
@@ -427,10 +434,17 @@ function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Ar
       },
     );
   }
-  for (const kind of ["max", "min"] as const) {
-    // scatter_<kind>(source, operand, dst, table, rows, taps, channelBytes): disjoint windows only;
-    // every element of a window is written (the selected one gets source + 0, the others 0).
-    const f = m.func(`scatter_${kind}`, [I32, I32, I32, I32, I32, I32, I32], []);
+  for (const [kind, overlapping] of [
+    ["max", false],
+    ["min", false],
+    ["max", true],
+    ["min", true],
+  ] as const) {
+    // scatter_<kind>(source, operand, dst, table, rows, taps, channelBytes), disjoint windows: every
+    // element of a window is written (the selected one gets source + 0, the others 0).
+    // scatter64_<kind>(…, acc, …), any windows: each lane's source value is added in float64 at
+    // its selected element of `acc` (float64, zeroed, at byte 2·(the element's operand offset)).
+    const f = m.func(`scatter${overlapping ? "64" : ""}_${kind}`, [I32, I32, I32, I32, I32, I32, I32], []);
     const [SRCV, X, DST, TAB, ROWS, TAPS, CB] = [0, 1, 2, 3, 4, 5, 6];
     const [r, row, s0, n, c, t, rowB, tap] = Array.from({ length: 8 }, () => f.local(I32));
     const [bv, bi, v, mask, s] = Array.from({ length: 5 }, () => f.local(V128));
@@ -447,60 +461,101 @@ function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Ar
       () => {
         f.localGet(SRCV).localGet(row).i32Load().op(Op.i32_add).localSet(s0);
         f.localGet(row).i32Load(4).localSet(n);
-        f.forRange(
-          c,
-          () => f.i32Const(0),
-          () => f.localGet(CB),
-          16,
-          () => {
-            f.localGet(X).localGet(row).i32Load(8).op(Op.i32_add).localGet(c).op(Op.i32_add);
-            f.v128Load().localSet(bv);
-            f.i32x4Const(0).localSet(bi);
-            f.forRange(
-              t,
-              () => f.i32Const(1),
-              () => f.localGet(n),
-              1,
-              () => {
-                tapAt();
-                f.localGet(X).localGet(tap).op(Op.i32_add).localGet(c).op(Op.i32_add).v128Load().localSet(v);
-                // Switch where v beats the best (or is the first NaN) and the best is no NaN yet.
-                f.localGet(v)
-                  .localGet(bv)
-                  .simd(kind === "max" ? Simd.f32x4_gt : Simd.f32x4_lt);
-                f.localGet(v).localGet(v).simd(Simd.f32x4_ne).simd(Simd.v128_or);
-                f.localGet(bv).localGet(bv).simd(Simd.f32x4_eq).simd(Simd.v128_and).localSet(mask);
-                f.localGet(v).localGet(bv).localGet(mask).simd(Simd.v128_bitselect).localSet(bv);
-                f.localGet(t).simd(Simd.i32x4_splat).localGet(bi).localGet(mask);
-                f.simd(Simd.v128_bitselect).localSet(bi);
-              },
-            );
-            // source + 0 turns −0 into +0, as the reference's float64 0 + v does.
-            f.localGet(s0)
-              .localGet(c)
-              .op(Op.i32_add)
-              .v128Load()
-              .f32x4Const(0)
-              .simd(Simd.f32x4_add)
-              .localSet(s);
-            f.forRange(
-              t,
-              () => f.i32Const(0),
-              () => f.localGet(n),
-              1,
-              () => {
-                tapAt();
-                f.localGet(DST).localGet(tap).op(Op.i32_add).localGet(c).op(Op.i32_add);
-                f.localGet(s).localGet(bi).localGet(t).simd(Simd.i32x4_splat).simd(Simd.i32x4_eq);
-                f.simd(Simd.v128_and).v128Store();
-              },
-            );
-          },
+        // A window of padding only selects nothing.
+        f.localGet(n);
+        f.if(() =>
+          f.forRange(
+            c,
+            () => f.i32Const(0),
+            () => f.localGet(CB),
+            16,
+            () => {
+              f.localGet(X).localGet(row).i32Load(8).op(Op.i32_add).localGet(c).op(Op.i32_add);
+              f.v128Load().localSet(bv);
+              f.i32x4Const(0).localSet(bi);
+              f.forRange(
+                t,
+                () => f.i32Const(1),
+                () => f.localGet(n),
+                1,
+                () => {
+                  tapAt();
+                  f.localGet(X)
+                    .localGet(tap)
+                    .op(Op.i32_add)
+                    .localGet(c)
+                    .op(Op.i32_add)
+                    .v128Load()
+                    .localSet(v);
+                  // Switch where v beats the best (or is the first NaN) and the best is no NaN yet.
+                  f.localGet(v)
+                    .localGet(bv)
+                    .simd(kind === "max" ? Simd.f32x4_gt : Simd.f32x4_lt);
+                  f.localGet(v).localGet(v).simd(Simd.f32x4_ne).simd(Simd.v128_or);
+                  f.localGet(bv).localGet(bv).simd(Simd.f32x4_eq).simd(Simd.v128_and).localSet(mask);
+                  f.localGet(v).localGet(bv).localGet(mask).simd(Simd.v128_bitselect).localSet(bv);
+                  f.localGet(t).simd(Simd.i32x4_splat).localGet(bi).localGet(mask);
+                  f.simd(Simd.v128_bitselect).localSet(bi);
+                },
+              );
+              if (overlapping) {
+                f.localGet(s0).localGet(c).op(Op.i32_add).v128Load().localSet(s);
+                for (let lane = 0; lane < 4; lane++) {
+                  // addr = acc + 2·(tap[bi[lane]] + c + 4·lane); acc[addr] += f64(s[lane])
+                  f.localGet(row).localGet(bi).simdLane(Simd.i32x4_extract_lane, lane);
+                  f.i32Const(2).op(Op.i32_shl).op(Op.i32_add).i32Load(8);
+                  f.localGet(c)
+                    .op(Op.i32_add)
+                    .i32Const(4 * lane)
+                    .op(Op.i32_add);
+                  f.i32Const(1).op(Op.i32_shl).localGet(DST).op(Op.i32_add).localTee(tap);
+                  f.localGet(tap).op(F64_LOAD, 3, 0);
+                  f.localGet(s).simdLane(Simd.f32x4_extract_lane, lane).op(F64_PROMOTE_F32, F64_ADD);
+                  f.op(F64_STORE, 3, 0);
+                }
+                return;
+              }
+              // source + 0 turns −0 into +0, as the reference's float64 0 + v does.
+              f.localGet(s0)
+                .localGet(c)
+                .op(Op.i32_add)
+                .v128Load()
+                .f32x4Const(0)
+                .simd(Simd.f32x4_add)
+                .localSet(s);
+              f.forRange(
+                t,
+                () => f.i32Const(0),
+                () => f.localGet(n),
+                1,
+                () => {
+                  tapAt();
+                  f.localGet(DST).localGet(tap).op(Op.i32_add).localGet(c).op(Op.i32_add);
+                  f.localGet(s).localGet(bi).localGet(t).simd(Simd.i32x4_splat).simd(Simd.i32x4_eq);
+                  f.simd(Simd.v128_and).v128Store();
+                },
+              );
+            },
+          ),
         );
         f.localGet(row).localGet(rowB).op(Op.i32_add).localSet(row);
       },
     );
   }
+  // demote(acc, dst, count): dst[i] = f32(acc[i]), the float64 accumulator rounded once.
+  const f = m.func("demote", [I32, I32, I32], []);
+  const i = f.local(I32);
+  f.forRange(
+    i,
+    () => f.i32Const(0),
+    () => f.localGet(2),
+    1,
+    () => {
+      f.localGet(1).localGet(i).i32Const(2).op(Op.i32_shl).op(Op.i32_add);
+      f.localGet(0).localGet(i).i32Const(3).op(Op.i32_shl).op(Op.i32_add).op(F64_LOAD, 3, 0);
+      f.op(F32_DEMOTE_F64).f32Store();
+    },
+  );
   return m.toBytes();
 }
 
@@ -515,7 +570,7 @@ const pools = new WeakMap<WasmHeap, WasmPool>();
  * ```ts
  * const pool = WasmPool.forHeap(heap);
  * pool.reduceMaxPtr(g, x, y);            // y = max pooling of x (both heap offsets)
- * pool.scatterPtr(g, dy, x, dx, "max");  // dx = its gradient (disjoint windows)
+ * pool.scatterPtr(g, dy, x, dx, "max");  // dx = its gradient
  * ```
  */
 export class WasmPool {
@@ -559,12 +614,27 @@ export class WasmPool {
 
   /**
    * `select_and_scatter_add` of `source` at the selections in `operand` into `dst` (heap byte
-   * offsets, dst overwritten); needs {@link simdFits} and {@link windowsDisjoint}.
+   * offsets, dst overwritten); needs {@link simdFits}. Overlapping windows accumulate in a float64
+   * buffer, rounded to dst at the end.
    */
   scatterPtr(g: WindowGeometry, source: number, operand: number, dst: number, select: "max" | "min"): void {
-    this.heap.f32().fill(0, dst / 4, dst / 4 + operandSize(g));
-    this.withTable(g, (tab, rows, taps) =>
-      this.fns[`scatter_${select}`]!(source, operand, dst, tab, rows, taps, 4 * g.p2),
-    );
+    const size = operandSize(g);
+    if (windowsDisjoint(g)) {
+      this.heap.f32().fill(0, dst / 4, dst / 4 + size);
+      this.withTable(g, (tab, rows, taps) =>
+        this.fns[`scatter_${select}`]!(source, operand, dst, tab, rows, taps, 4 * g.p2),
+      );
+      return;
+    }
+    const acc = this.heap.alloc(8 * size);
+    try {
+      this.heap.f32().fill(0, acc / 4, acc / 4 + 2 * size);
+      this.withTable(g, (tab, rows, taps) =>
+        this.fns[`scatter64_${select}`]!(source, operand, acc, tab, rows, taps, 4 * g.p2),
+      );
+      this.fns.demote!(acc, dst, size);
+    } finally {
+      this.heap.free(acc);
+    }
   }
 }

@@ -90,9 +90,8 @@ function reduceWindowEscape(backend: () => WasmBackend, eqn: JaxprEqn): Compiled
   if (!g) return null;
   const ySize = windowOutputSize(g);
   const wrap = (y: Float32Array) => [Tensor._fromBuffer(out.shape, "float32", y, out.weakType)];
-  // max/min over whole vectors of channels: the SIMD loop; sums (float64, to match the reference)
-  // and other layouts: the JS loop.
-  if (op !== "sum" && simdFits(g)) {
+  // Whole vectors of channels: the SIMD loop; other layouts: the JS loop.
+  if (simdFits(g)) {
     const runPtr = (x: number, y: number) => WasmPool.forHeap(backend().heap).reducePtr(g, x, y, op);
     return {
       ranOn: "wasm:pool",

@@ -175,12 +175,39 @@ describe("reduce_window on wasm:pool", () => {
           expect(esc?.ranOn).toBe("wasm:pool");
           expectSameBits(esc!.run([x])[0]!.data(), want.data());
           expectSameBits(viaPtr(be, esc!, [x], want.shape), want.data());
-          if (op !== "sum" && simdFits(planWindow(c.shape, want.shape, c.geom)!)) simd++;
+          if (simdFits(planWindow(c.shape, want.shape, c.geom)!)) simd++;
         },
       ),
       { numRuns: 300 },
     );
     expect(simd).toBeGreaterThan(20);
+  });
+
+  it("sums round once, like the reference's float64 accumulation (SIMD and JS paths)", () => {
+    // 1 + 3·2^-26 + 3·2^-26 is 1 + 2^-23 when rounded once, 1 when rounded after each addition.
+    const tiny = 3 * 2 ** -26;
+    for (const channels of [1, 4]) {
+      const shape = [1, 3, channels];
+      const x = f32(shape, [...Array(channels).fill(1), ...Array(2 * channels).fill(tiny)]);
+      const params: ReduceWindowParams = {
+        op: "sum",
+        windowDimensions: [1, 3, 1],
+        windowStrides: [1, 1, 1],
+        padding: [
+          [0, 0],
+          [0, 0],
+          [0, 0],
+        ],
+        baseDilation: [1, 1, 1],
+        windowDilation: [1, 1, 1],
+      };
+      expect(simdFits(planWindow(shape, [1, 1, channels], params)!)).toBe(channels === 4);
+      const esc = wasmEscape(() => be, eqnOf(reduceWindow_p, [x], params))!;
+      const want = bind1(reduceWindow_p, [x], params);
+      expect(want.data()[0]).toBe(1 + 2 ** -23);
+      expectSameBits(esc.run([x])[0]!.data(), want.data());
+      expectSameBits(viaPtr(be, esc, [x], want.shape), want.data());
+    }
   });
 
   it("2×2 max pooling of an NHWC batch, ties included, runs on the SIMD loop", () => {

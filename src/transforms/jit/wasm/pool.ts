@@ -3,9 +3,9 @@
  * min), `select_and_scatter_add` (max/min pooling's gradient) and `rev` (the flipped kernel of a
  * convolution's input gradient).
  *
- * Max/min pooling and its gradient, with the untouched trailing axes (NHWC's channels) a multiple
- * of 4, run as generated WebAssembly SIMD over a per-geometry window table
- * (20× the JS loops on the CNN's pooling). Everything else runs as JS loops that take an array and
+ * Sum, max and min pooling and the max/min gradient, with the untouched trailing axes (NHWC's
+ * channels) a multiple of 4, run as generated WebAssembly SIMD over a per-geometry window table
+ * (8–20× the JS loops). Everything else (NCHW pooling, say) runs as JS loops that take an array and
  * an element offset: a Tensor's own buffer (offset 0) or the heap's Float32Array view (offset =
  * byte pointer / 4), so one loop serves `run` and `runPtr`.
  *
@@ -382,16 +382,20 @@ const F64_STORE = 0x39;
 const F64_ADD = 0xa0;
 const F64_PROMOTE_F32 = 0xbb;
 const F32_DEMOTE_F64 = 0xb6;
+const F64X2_PROMOTE_LOW_F32X4 = 0x5f;
+const F32X4_DEMOTE_F64X2_ZERO = 0x5e;
+const F64X2_ADD = 0xf0;
 
 function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder();
   m.importMemory("env", "memory", { shared: memory.shared, maxPages: memory.maxPages });
-  for (const kind of ["max", "min"] as const) {
-    // pool_<kind>(src, dst, table, rows, taps, channelBytes)
+  for (const kind of ["max", "min", "sum"] as const) {
+    // pool_<kind>(src, dst, table, rows, taps, channelBytes); sums add each lane in float64 (two
+    // f64x2 accumulators per vector) and round once, as the reference does.
     const f = m.func(`pool_${kind}`, [I32, I32, I32, I32, I32, I32], []);
     const [SRC, DST, TAB, ROWS, TAPS, CB] = [0, 1, 2, 3, 4, 5];
     const [r, row, d, n, c, t, rowB] = Array.from({ length: 7 }, () => f.local(I32));
-    const [acc, v] = [f.local(V128), f.local(V128)];
+    const [acc, v, hi] = [f.local(V128), f.local(V128), f.local(V128)];
     f.localGet(TAPS).i32Const(2).op(Op.i32_add).i32Const(2).op(Op.i32_shl).localSet(rowB);
     f.localGet(TAB).localSet(row);
     f.forRange(
@@ -408,7 +412,11 @@ function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Ar
           () => f.localGet(CB),
           16,
           () => {
-            f.f32x4Const(kind === "max" ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY).localSet(acc);
+            if (kind === "sum") f.i32x4Const(0).localTee(acc).localSet(hi);
+            else
+              f.f32x4Const(kind === "max" ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY).localSet(
+                acc,
+              );
             f.forRange(
               t,
               () => f.i32Const(0),
@@ -418,6 +426,12 @@ function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Ar
                 f.localGet(SRC);
                 f.localGet(row).localGet(t).i32Const(2).op(Op.i32_shl).op(Op.i32_add).i32Load(8);
                 f.op(Op.i32_add).localGet(c).op(Op.i32_add).v128Load().localSet(v);
+                if (kind === "sum") {
+                  f.localGet(acc).localGet(v).simd(F64X2_PROMOTE_LOW_F32X4).simd(F64X2_ADD).localSet(acc);
+                  f.localGet(hi).localGet(v).localGet(v).shuffle32([2, 3, 0, 1]);
+                  f.simd(F64X2_PROMOTE_LOW_F32X4).simd(F64X2_ADD).localSet(hi);
+                  return;
+                }
                 // acc = (v beats acc or v is NaN) ? v : acc; a NaN acc is never beaten.
                 f.localGet(v).localGet(acc);
                 f.localGet(v)
@@ -427,6 +441,11 @@ function buildPoolModule(memory: { shared: boolean; maxPages: number }): Uint8Ar
                 f.simd(Simd.v128_bitselect).localSet(acc);
               },
             );
+            if (kind === "sum") {
+              // [lo0, lo1, 0, 0] and [hi0, hi1, 0, 0] → [lo0, lo1, hi0, hi1]
+              f.localGet(acc).simd(F32X4_DEMOTE_F64X2_ZERO).localGet(hi).simd(F32X4_DEMOTE_F64X2_ZERO);
+              f.shuffle32([0, 1, 4, 5]).localSet(acc);
+            }
             f.localGet(d).localGet(c).op(Op.i32_add).localGet(acc).v128Store();
           },
         );
@@ -607,8 +626,8 @@ export class WasmPool {
     }
   }
 
-  /** Max or min pooling of `x` into `y` (heap byte offsets); needs {@link simdFits}. */
-  reducePtr(g: WindowGeometry, x: number, y: number, op: "max" | "min"): void {
+  /** Max, min or sum pooling of `x` into `y` (heap byte offsets); needs {@link simdFits}. */
+  reducePtr(g: WindowGeometry, x: number, y: number, op: "max" | "min" | "sum"): void {
     this.withTable(g, (tab, rows, taps) => this.fns[`pool_${op}`]!(x, y, tab, rows, taps, 4 * g.p2));
   }
 

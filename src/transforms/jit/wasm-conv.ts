@@ -109,6 +109,13 @@ export function permute4(
 /**
  * Whether reading `shape` in axis order `perm` with `flip`ped axes is the same flat array: every
  * flipped axis has size 1 and the axes of size > 1 keep their order.
+ *
+ * @example
+ * ```ts
+ * isLayoutNoop([64, 28, 28, 1], [0, 3, 1, 2], []); // true: only a size-1 axis moves
+ * isLayoutNoop([64, 28, 28, 1], [3, 1, 2, 0], []); // false: the batch axis moves last
+ * isLayoutNoop([1, 3, 3, 8], [0, 1, 2, 3], [0]);   // true: flipping a size-1 axis
+ * ```
  */
 export function isLayoutNoop(
   shape: readonly number[],
@@ -151,7 +158,7 @@ const inverse = (p: readonly number[]): number[] => {
  * The cheapest way to run a (fitting) convolution on the wasm conv: the candidate readings that
  * apply, ordered by elements copied for layouts (weighted: a JS copy costs more than writing a
  * patch-matrix element) plus patch-matrix size. With `reading`, that reading (null where it does
- * not apply: the input-gradient reading needs unit window strides).
+ * not apply: the input-gradient reading needs unit window strides, the others no input dilation).
  *
  * @example
  * ```ts

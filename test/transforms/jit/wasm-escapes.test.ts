@@ -30,7 +30,13 @@ import { nn, numpy as np } from "../../../src/index.js";
 import { grad, jit } from "../../../src/transforms/index.js";
 import type { CompiledEscape } from "../../../src/transforms/jit/backend.js";
 import { makeJaxprFlat } from "../../../src/transforms/staging.js";
-import { type ConvReading, planConv, wasmConvEscape } from "../../../src/transforms/jit/wasm-conv.js";
+import {
+  type ConvReading,
+  isLayoutNoop,
+  permuteInto,
+  planConv,
+  wasmConvEscape,
+} from "../../../src/transforms/jit/wasm-conv.js";
 import { wasmEscape } from "../../../src/transforms/jit/wasm-escapes.js";
 import { WasmBackend } from "../../../src/transforms/jit/wasm/backend.js";
 import { planWindow, simdFits, windowsDisjoint } from "../../../src/transforms/jit/wasm/pool.js";
@@ -402,6 +408,44 @@ function expectConvWithin(got: ArrayLike<number>, want: Tensor, abs: Tensor, ter
     if (!(Math.abs(got[i]! - y[i]!) <= bound)) expect([i, got[i]]).toEqual([i, y[i]]);
   }
 }
+
+describe("layout copies of the conv escape", () => {
+  it("permuteInto matches the index definition with flips; isLayoutNoop means an identical copy", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 4, maxLength: 4 }),
+        arbPerm,
+        fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+        fc.integer({ min: 0, max: 7 }),
+        (shape, perm, flips, off) => {
+          const n = shape.reduce((a, b) => a * b, 1);
+          fc.pre(n <= 30_000);
+          const flip = [0, 1, 2, 3].filter((d) => flips[d]);
+          const src = Float32Array.from({ length: n + off }, (_, i) => i - off);
+          const dst = new Float32Array(n + 3).fill(-1);
+          permuteInto(src, off, shape, perm, flip, dst, 3);
+          const st = [shape[1]! * shape[2]! * shape[3]!, shape[2]! * shape[3]!, shape[3]!, 1];
+          const out = perm.map((p) => shape[p]!);
+          let k = 3;
+          const idx = [0, 0, 0, 0];
+          for (idx[0] = 0; idx[0] < out[0]!; idx[0]++)
+            for (idx[1] = 0; idx[1] < out[1]!; idx[1]++)
+              for (idx[2] = 0; idx[2] < out[2]!; idx[2]++)
+                for (idx[3] = 0; idx[3] < out[3]!; idx[3]++, k++) {
+                  let want = 0;
+                  perm.forEach((p, t) => {
+                    want += (flip.includes(p) ? shape[p]! - 1 - idx[t]! : idx[t]!) * st[p]!;
+                  });
+                  if (dst[k] !== want) expect([k, dst[k]]).toEqual([k, want]);
+                }
+          expect([dst[0], dst[1], dst[2]]).toEqual([-1, -1, -1]);
+          if (isLayoutNoop(shape, perm, flip)) expectSameBits(dst.subarray(3), src.subarray(off));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
 
 describe("convolutions on wasm:conv, every reading", () => {
   const readings: ConvReading[] = ["forward", "kernelGrad", "inputGrad"];

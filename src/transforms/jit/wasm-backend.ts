@@ -14,7 +14,7 @@ import type { CompiledKernel, KernelBackend } from "./backend.js";
 import { gpuJsBackend } from "./gpujs-backend.js";
 import { tsBackend } from "./kernel-eval.js";
 import { type Affine, type Kernel, coalesce, forEachLoad, kernelHash, mapLoads } from "./kernel-ir.js";
-import { wasmConvEscape } from "./wasm-conv.js";
+import { wasmEscape } from "./wasm-escapes.js";
 import { WasmBackend } from "./wasm/backend.js";
 import { WasmKernelBackend } from "./wasm/kernel-adapter.js";
 
@@ -151,7 +151,7 @@ export function wasmJitBackend(
     },
     /** The size of the backend's linear memory (0 before its first kernel). */
     memoryBytes: () => wasm?.heap.memory.buffer.byteLength ?? 0,
-    compileEscape: (eqn) => wasmConvEscape(() => getAdapter().backend, eqn),
+    compileEscape: (eqn) => wasmEscape(() => getAdapter().backend, eqn),
     dispose(): void {
       adapter?.dispose();
       wasm?.dispose();

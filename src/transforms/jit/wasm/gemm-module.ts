@@ -13,6 +13,7 @@
  *   same sequence of operations whatever the tile position: splitting M or N between threads is
  *   bitwise identical to one thread (only the K blocking, a function of K, orders the sums).
  */
+import { ConfigError } from "../../../core/errors.js";
 import { type FuncBuilder, I32, ModuleBuilder, Op, Simd, V128 } from "./assembler.js";
 
 /** Compile-time shape of the micro-kernel. */
@@ -23,6 +24,23 @@ export interface MicroKernelShape {
   nr: number;
   /** Unroll factor of the k loop. */
   unroll: number;
+  /**
+   * Multiply-add with relaxed SIMD's `f32x4.relaxed_madd` (one FMA on x64 with FMA3) instead of
+   * mul then add. Only where {@link relaxedSimdSupported}; {@link WasmGemm} turns it on by
+   * default there.
+   */
+  fma?: boolean;
+}
+
+/**
+ * Whether this engine accepts relaxed SIMD (Node ≥ 22, Chrome ≥ 114; Node 20 behind
+ * `--experimental-wasm-relaxed-simd`), checked by validating a one-instruction module.
+ */
+export function relaxedSimdSupported(): boolean {
+  const m = new ModuleBuilder();
+  const f = m.func("madd", [], [V128]);
+  f.f32x4Const(0).f32x4Const(0).f32x4Const(0).simd(Simd.f32x4_relaxed_madd);
+  return WebAssembly.validate(m.toBytes());
 }
 
 /**
@@ -87,6 +105,8 @@ export function buildGemmModule(
 ): Uint8Array<ArrayBuffer> {
   const { mr: MR, nr: NR, unroll: U } = shape;
   if (NR % 4 !== 0 || MR < 1 || U < 1) throw new Error(`bad micro-kernel shape ${JSON.stringify(shape)}`);
+  if (shape.fma && !relaxedSimdSupported())
+    throw new ConfigError("fma needs relaxed SIMD, which this engine lacks", "buildGemmModule");
   const NV = NR / 4;
   const m = new ModuleBuilder();
   m.importMemory("env", "memory", { shared: memory.shared, maxPages: memory.maxPages });
@@ -127,7 +147,11 @@ export function buildGemmModule(
           .simdMem(Simd.v128_load32_splat, (u * MR + i) * 4, 2)
           .localSet(av);
         for (let v = 0; v < NV; v++) {
-          f.localGet(acc[i]![v]!).localGet(av).localGet(bv[v]!).simd(Simd.f32x4_mul).simd(Simd.f32x4_add);
+          if (shape.fma) {
+            f.localGet(av).localGet(bv[v]!).localGet(acc[i]![v]!).simd(Simd.f32x4_relaxed_madd);
+          } else {
+            f.localGet(acc[i]![v]!).localGet(av).localGet(bv[v]!).simd(Simd.f32x4_mul).simd(Simd.f32x4_add);
+          }
           f.localSet(acc[i]![v]!);
         }
       }

@@ -4,7 +4,13 @@
  * its operands in persistent buffers (grown when too small, never reallocated per call).
  */
 import { ConfigError, ShapeError } from "../../../core/errors.js";
-import { buildGemmModule, DEFAULT_SHAPE, type MicroKernelShape, scratchLayout } from "./gemm-module.js";
+import {
+  buildGemmModule,
+  DEFAULT_SHAPE,
+  type MicroKernelShape,
+  relaxedSimdSupported,
+  scratchLayout,
+} from "./gemm-module.js";
 import type { WasmHeap } from "./heap.js";
 
 /** Cache blocking: KC (depth of a packed block), MC (rows of packed A), NC (columns of packed B). */
@@ -58,6 +64,13 @@ export interface GemmThreadPool {
    */
   run(job: GemmJob, helpers: number, gemm: (...args: number[]) => void): void;
   terminate(): void;
+}
+
+let relaxedSimd: boolean | undefined;
+/** {@link relaxedSimdSupported}, checked once (engine flags do not change under a running program). */
+function hasRelaxedSimd(): boolean {
+  relaxedSimd ??= relaxedSimdSupported();
+  return relaxedSimd;
 }
 
 function checkDims(m: number, k: number, n: number): void {
@@ -114,11 +127,13 @@ export class WasmGemm {
     }
     // NC a multiple of NR keeps thread splits and NC blocks on micro-panel boundaries.
     this.blocks = { ...blocks, nc: Math.ceil(blocks.nc / shape.nr) * shape.nr };
-    this.bytes = buildGemmModule(shape, { shared: heap.shared, maxPages: heap.maxPages });
+    // FMA unless told otherwise, where the engine has relaxed SIMD.
+    this.shape = { ...shape, fma: shape.fma ?? hasRelaxedSimd() };
+    this.bytes = buildGemmModule(this.shape, { shared: heap.shared, maxPages: heap.maxPages });
     this.module = new WebAssembly.Module(this.bytes);
     const inst = new WebAssembly.Instance(this.module, { env: { memory: heap.memory } });
     this.gemmFn = inst.exports.gemm as (...args: number[]) => void;
-    this.layout = scratchLayout(shape, this.blocks);
+    this.layout = scratchLayout(this.shape, this.blocks);
     this.scratch.push(heap.alloc(this.layout.total));
   }
 

@@ -4,10 +4,13 @@
  *
  * - `kernel`: an MR×NR register tile of f32x4 accumulators (MR rows, NR/4 vectors per row) over a
  *   packed A micro-panel (MR values per k, splat-loaded) and a packed B micro-panel (NR values per
- *   k, vector-loaded), unrolled over k; no FMA in SIMD128, so mul then add.
+ *   k, vector-loaded), unrolled over k; no FMA in SIMD128, so mul then add, or relaxed SIMD's
+ *   `f32x4.relaxed_madd` where the engine has it (`fma`; one rounding per step instead of two).
  * - `packA` / `packB`: copy a KC-deep block of A (MC rows) and B (NC columns) into contiguous
  *   micro-panels, zero-padded to multiples of MR / NR so the kernel never sees an edge; row-major
- *   A and transposed B go through 4×4 register transposes, transposed A is a vector copy.
+ *   A and transposed B go through 4×4 register transposes, transposed A and row-major B are
+ *   vector copies, four A panels or two B panels per pass so each source row read is a whole
+ *   cache line.
  * - `gemm`: the loops jc (NC) → pc (KC) → pack B → ic (MC) → pack A → jr (NR) → ir (MR). Edge tiles
  *   go through a scratch MR×NR tile and are copied in/out, so every C element is computed by the
  *   same sequence of operations whatever the tile position: splitting M or N between threads is
@@ -45,7 +48,9 @@ export function relaxedSimdSupported(): boolean {
 
 /**
  * 4×8: 8 accumulators + 2 B vectors + 4 splats + 1 product = 15 of the 15 xmm registers V8
- * allocates on x64; 5×8 and 6×8 spill. k unrolled by 8 (see the kernel's loop).
+ * allocates on x64; 5×8, 6×8, 3×12 and 8×4 spill (17–21 GFLOP/s against 38–40 measured on the
+ * project machine, mul+add; with FMA 4×8, 3×12 and 2×16 reach 47–50, 5×8 and 4×12 spill). k
+ * unrolled by 8 (see the kernel's loop).
  */
 export const DEFAULT_SHAPE: MicroKernelShape = { mr: 4, nr: 8, unroll: 8 };
 
@@ -161,7 +166,10 @@ export function buildGemmModule(
     // spill the accumulators (half the speed), and it keeps V8 from hoisting every unrolled step's
     // loads to the top (loads cannot move above a branch, and the accumulators are live on both
     // paths), which spilled too. Measured on the project machine (GFLOP/s, 256–1024²): U = 1 and 4
-    // about 34, U = 6, 8 and 16 about 39–41.
+    // about 34, U = 6, 8 and 16 about 39–41. Also measured slower (GFLOP/s, same run): an exit
+    // every 2 or 4 steps only (19–25 against 41: the loads hoist and spill again), no exits (13),
+    // A advanced per step so the splats keep offsets 0–12 and need no address arithmetic (33
+    // against 39), and A packed pre-splatted (each value 4×, plain vector loads; 5–15 % slower).
     f.block(() =>
       f.loop(() => {
         for (let u = 0; u < U; u++) {

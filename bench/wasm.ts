@@ -11,7 +11,9 @@
  * only synchronisation point, so it includes reading the result back).
  *
  * `BENCH_QUICK=1` runs fewer repetitions; `BENCH_PEERS=0` skips the peers; `BENCH_STAT=min` reports
- * the fastest run instead of the median.
+ * the fastest run instead of the median; `BENCH_GEMM_ONLY=1` runs only the GEMM rows. Run under
+ * `node --experimental-wasm-relaxed-simd --import tsx bench/wasm.ts` on Node 20 to measure the FMA
+ * kernel (the header line says which kernel ran; newer Node has relaxed SIMD without the flag).
  */
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
@@ -20,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import { WasmBackend } from "../src/transforms/jit/wasm/backend.js";
 import { convGeometry, WasmConv } from "../src/transforms/jit/wasm/conv.js";
 import { type Expr, ew } from "../src/transforms/jit/wasm/elementwise.js";
+import { relaxedSimdSupported } from "../src/transforms/jit/wasm/gemm-module.js";
 import { STAT, time, timeAsync } from "./timing.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -31,9 +34,22 @@ const CONVS: { x: [number, number, number, number]; w: [number, number, number, 
   { x: [64, 26, 26, 32], w: [3, 3, 32, 64] },
 ];
 
+/**
+ * The MLP step's GEMMs (784-512-512-10, B = 128): forward layers, weight gradients (A read
+ * transposed) and an input gradient (B read transposed), as the jit issues them.
+ */
+const MLP_GEMMS: [string, number, number, number, boolean, boolean][] = [
+  ["MLP fwd 128×784 · 784×512", 128, 784, 512, false, false],
+  ["MLP fwd 128×512 · 512×512", 128, 512, 512, false, false],
+  ["MLP dW 512×128 · 128×512 (Aᵀ)", 512, 128, 512, true, false],
+  ["MLP dW 784×128 · 128×512 (Aᵀ)", 784, 128, 512, true, false],
+  ["MLP dx 128×512 · 512×784 (Bᵀ)", 128, 512, 784, false, true],
+];
+/** `BENCH_GEMM_ONLY=1` runs the GEMM rows alone (and no peers' elementwise or convolutions). */
+const GEMM_ONLY = process.env.BENCH_GEMM_ONLY === "1";
+
 /** Timings in ms, keyed by workload name. */
 type Results = Record<string, number>;
-
 
 function reps(n: number): number {
   if (QUICK) return 5;
@@ -76,6 +92,23 @@ function benchTsjax(): Results {
     const [a, b, c] = [random(n * n, 1), random(n * n, 2), new Float32Array(n * n)];
     out[`matmul ${n} 1T copies`] = time(() => be.matmul(a, b, n, n, n, { threads: 1, out: c }), reps(n), 2);
     for (const p of [pa, pb, pc]) heap.free(p);
+  }
+  for (const [label, m, k, n, tA, tB] of MLP_GEMMS) {
+    const pa = heap.alloc(4 * m * k);
+    const pb = heap.alloc(4 * k * n);
+    const pc = heap.alloc(4 * m * n);
+    heap.f32().set(random(m * k, 1), pa / 4);
+    heap.f32().set(random(k * n, 2), pb / 4);
+    const A = tA ? { ptr: pa, rs: 1, cs: m } : { ptr: pa, rs: k, cs: 1 };
+    const B = tB ? { ptr: pb, rs: 1, cs: k } : { ptr: pb, rs: n, cs: 1 };
+    for (const threads of [1, 2]) {
+      out[`${label} ${threads}T`] = time(() => be.gemm.gemmPtr(m, n, k, A, B, pc, n, threads), reps(512), 5);
+    }
+    for (const p of [pa, pb, pc]) heap.free(p);
+  }
+  if (GEMM_ONLY) {
+    be.dispose();
+    return out;
   }
   const px = heap.alloc(4 * N_EW);
   const po = heap.alloc(4 * N_EW);
@@ -306,7 +339,10 @@ async function main(): Promise<void> {
       "",
     ]);
   }
-  for (const [name] of CHAINS) {
+  for (const [label, m, k, n] of MLP_GEMMS) {
+    row(label, `${label} 1T`, `${label} 2T`, (ms) => `${((2 * m * n * k) / ms / 1e6).toFixed(1)} GFLOP/s`);
+  }
+  for (const [name] of GEMM_ONLY ? [] : CHAINS) {
     const ms = (v: number) => `${v.toFixed(3)} ms`;
     row(`${name}, 2^20`, name, undefined, ms);
     rows.push([
@@ -317,7 +353,7 @@ async function main(): Promise<void> {
       "",
     ]);
   }
-  CONVS.forEach(({ x: xs, w: ws }, i) => {
+  (GEMM_ONLY ? [] : CONVS).forEach(({ x: xs, w: ws }, i) => {
     row(
       `conv ${xs.join("×")} * ${ws.join("×")} (fwd)`,
       `conv${i + 1} 1T`,
@@ -334,8 +370,10 @@ async function main(): Promise<void> {
     ]);
   });
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+  // Relaxed SIMD changes the GEMM's kernel (FMA): say which one ran.
+  const kernel = relaxedSimdSupported() ? "relaxed-SIMD FMA GEMM kernel" : "SIMD128 mul+add GEMM kernel";
   console.log(
-    `tsjax WebAssembly SIMD backend vs peers (node ${process.version}, ${STAT === "min" ? "fastest runs" : "medians"}; BENCH_QUICK=${QUICK ? 1 : 0})`,
+    `tsjax WebAssembly SIMD backend vs peers (node ${process.version}, ${kernel}, ${STAT === "min" ? "fastest runs" : "medians"}; BENCH_QUICK=${QUICK ? 1 : 0})`,
   );
   for (const r of rows) console.log(r.map((v, c) => (v ?? "").padEnd(widths[c]!)).join("  "));
   for (const [name, p] of Object.entries(peers)) if (typeof p === "string") console.log(`${name}: ${p}`);

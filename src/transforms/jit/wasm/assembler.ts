@@ -140,6 +140,8 @@ export const Simd = {
   f32x4_max: 0xe9,
   i32x4_trunc_sat_f32x4_s: 0xf8,
   f32x4_convert_i32x4_s: 0xfa,
+  /** Relaxed SIMD: a·b + c, fused or not as the platform does it (validate before use). */
+  f32x4_relaxed_madd: 0x105,
 } as const;
 
 const f32Scratch = new Float32Array(1);

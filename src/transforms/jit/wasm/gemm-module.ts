@@ -4,15 +4,19 @@
  *
  * - `kernel`: an MR×NR register tile of f32x4 accumulators (MR rows, NR/4 vectors per row) over a
  *   packed A micro-panel (MR values per k, splat-loaded) and a packed B micro-panel (NR values per
- *   k, vector-loaded), unrolled over k; no FMA in SIMD128, so mul then add.
+ *   k, vector-loaded), unrolled over k; no FMA in SIMD128, so mul then add, or relaxed SIMD's
+ *   `f32x4.relaxed_madd` where the engine has it (`fma`; one rounding per step instead of two).
  * - `packA` / `packB`: copy a KC-deep block of A (MC rows) and B (NC columns) into contiguous
  *   micro-panels, zero-padded to multiples of MR / NR so the kernel never sees an edge; row-major
- *   A and transposed B go through 4×4 register transposes, transposed A is a vector copy.
+ *   A and transposed B go through 4×4 register transposes, transposed A and row-major B are
+ *   vector copies, four A panels or two B panels per pass so each source row read is a whole
+ *   cache line.
  * - `gemm`: the loops jc (NC) → pc (KC) → pack B → ic (MC) → pack A → jr (NR) → ir (MR). Edge tiles
  *   go through a scratch MR×NR tile and are copied in/out, so every C element is computed by the
  *   same sequence of operations whatever the tile position: splitting M or N between threads is
  *   bitwise identical to one thread (only the K blocking, a function of K, orders the sums).
  */
+import { ConfigError } from "../../../core/errors.js";
 import { type FuncBuilder, I32, ModuleBuilder, Op, Simd, V128 } from "./assembler.js";
 
 /** Compile-time shape of the micro-kernel. */
@@ -23,11 +27,30 @@ export interface MicroKernelShape {
   nr: number;
   /** Unroll factor of the k loop. */
   unroll: number;
+  /**
+   * Multiply-add with relaxed SIMD's `f32x4.relaxed_madd` (one FMA on x64 with FMA3) instead of
+   * mul then add. Only where {@link relaxedSimdSupported}; {@link WasmGemm} turns it on by
+   * default there.
+   */
+  fma?: boolean;
+}
+
+/**
+ * Whether this engine accepts relaxed SIMD (Node ≥ 22, Chrome ≥ 114; Node 20 behind
+ * `--experimental-wasm-relaxed-simd`), checked by validating a one-instruction module.
+ */
+export function relaxedSimdSupported(): boolean {
+  const m = new ModuleBuilder();
+  const f = m.func("madd", [], [V128]);
+  f.f32x4Const(0).f32x4Const(0).f32x4Const(0).simd(Simd.f32x4_relaxed_madd);
+  return WebAssembly.validate(m.toBytes());
 }
 
 /**
  * 4×8: 8 accumulators + 2 B vectors + 4 splats + 1 product = 15 of the 15 xmm registers V8
- * allocates on x64; 5×8 and 6×8 spill. k unrolled by 8 (see the kernel's loop).
+ * allocates on x64; 5×8, 6×8, 3×12 and 8×4 spill (17–21 GFLOP/s against 38–40 measured on the
+ * project machine, mul+add; with FMA 4×8, 3×12 and 2×16 reach 47–50, 5×8 and 4×12 spill). k
+ * unrolled by 8 (see the kernel's loop).
  */
 export const DEFAULT_SHAPE: MicroKernelShape = { mr: 4, nr: 8, unroll: 8 };
 
@@ -87,6 +110,8 @@ export function buildGemmModule(
 ): Uint8Array<ArrayBuffer> {
   const { mr: MR, nr: NR, unroll: U } = shape;
   if (NR % 4 !== 0 || MR < 1 || U < 1) throw new Error(`bad micro-kernel shape ${JSON.stringify(shape)}`);
+  if (shape.fma && !relaxedSimdSupported())
+    throw new ConfigError("fma needs relaxed SIMD, which this engine lacks", "buildGemmModule");
   const NV = NR / 4;
   const m = new ModuleBuilder();
   m.importMemory("env", "memory", { shared: memory.shared, maxPages: memory.maxPages });
@@ -127,7 +152,11 @@ export function buildGemmModule(
           .simdMem(Simd.v128_load32_splat, (u * MR + i) * 4, 2)
           .localSet(av);
         for (let v = 0; v < NV; v++) {
-          f.localGet(acc[i]![v]!).localGet(av).localGet(bv[v]!).simd(Simd.f32x4_mul).simd(Simd.f32x4_add);
+          if (shape.fma) {
+            f.localGet(av).localGet(bv[v]!).localGet(acc[i]![v]!).simd(Simd.f32x4_relaxed_madd);
+          } else {
+            f.localGet(acc[i]![v]!).localGet(av).localGet(bv[v]!).simd(Simd.f32x4_mul).simd(Simd.f32x4_add);
+          }
           f.localSet(acc[i]![v]!);
         }
       }
@@ -137,7 +166,10 @@ export function buildGemmModule(
     // spill the accumulators (half the speed), and it keeps V8 from hoisting every unrolled step's
     // loads to the top (loads cannot move above a branch, and the accumulators are live on both
     // paths), which spilled too. Measured on the project machine (GFLOP/s, 256–1024²): U = 1 and 4
-    // about 34, U = 6, 8 and 16 about 39–41.
+    // about 34, U = 6, 8 and 16 about 39–41. Also measured slower (GFLOP/s, same run): an exit
+    // every 2 or 4 steps only (19–25 against 41: the loads hoist and spill again), no exits (13),
+    // A advanced per step so the splats keep offsets 0–12 and need no address arithmetic (33
+    // against 39), and A packed pre-splatted (each value 4×, plain vector loads; 5–15 % slower).
     f.block(() =>
       f.loop(() => {
         for (let u = 0; u < U; u++) {
@@ -208,19 +240,68 @@ export function buildGemmModule(
                 // Vector paths: A transposed (a panel column is 4 contiguous floats) or row-major
                 // (4 rows × 4 k read as vectors, transposed in registers). Packing A is most of
                 // the non-kernel work when N is small (convolutions, thin layers).
+                // Transposed A, four panels at once when 16 rows remain: a k row then gives 64
+                // contiguous bytes (a cache line) instead of 16, so the column stride (often a
+                // multiple of 4 KiB, colliding in L1 sets) is paid once per line, not per panel.
+                const quad = () => {
+                  f.localGet(KCP).i32Const(16).op(Op.i32_mul).localSet(t1);
+                  f.forRange(
+                    k,
+                    () => f.i32Const(0),
+                    () => f.localGet(KC),
+                    1,
+                    () => {
+                      for (let q = 0; q < 4; q++) {
+                        f.localGet(DST);
+                        if (q > 0) f.localGet(t1).i32Const(q).op(Op.i32_mul).op(Op.i32_add);
+                        f.localGet(src)
+                          .v128Load(q * 16)
+                          .v128Store();
+                      }
+                      f.localGet(DST).i32Const(16).op(Op.i32_add).localSet(DST);
+                      f.localGet(src).localGet(CSA).op(Op.i32_add).localSet(src);
+                    },
+                  );
+                  // Zero rows [kc, kcp) of the first three panels; the common code below
+                  // zeroes the fourth's, with DST moved to the fourth panel's row kc.
+                  for (let q = 0; q < 3; q++) {
+                    f.localGet(DST);
+                    if (q > 0) f.localGet(t1).i32Const(q).op(Op.i32_mul).op(Op.i32_add);
+                    f.i32Const(0)
+                      .localGet(KCP)
+                      .localGet(KC)
+                      .op(Op.i32_sub)
+                      .i32Const(16)
+                      .op(Op.i32_mul)
+                      .memoryFill();
+                  }
+                  f.localGet(DST).localGet(t1).i32Const(3).op(Op.i32_mul).op(Op.i32_add).localSet(DST);
+                  f.localGet(ir)
+                    .i32Const(3 * MR)
+                    .op(Op.i32_add)
+                    .localSet(ir);
+                };
                 f.localGet(RSA)
                   .i32Const(4)
                   .op(Op.i32_eq)
                   .if(
                     () =>
-                      f.loop(() => {
-                        f.localGet(k).localGet(KC).op(Op.i32_ge_s).brIf(1);
-                        f.localGet(DST).localGet(src).v128Load().v128Store();
-                        f.localGet(DST).i32Const(16).op(Op.i32_add).localSet(DST);
-                        f.localGet(src).localGet(CSA).op(Op.i32_add).localSet(src);
-                        f.localGet(k).i32Const(1).op(Op.i32_add).localSet(k);
-                        f.br(0);
-                      }),
+                      f
+                        .localGet(MC)
+                        .localGet(ir)
+                        .op(Op.i32_sub)
+                        .i32Const(4 * MR)
+                        .op(Op.i32_ge_s)
+                        .if(quad, () =>
+                          f.loop(() => {
+                            f.localGet(k).localGet(KC).op(Op.i32_ge_s).brIf(1);
+                            f.localGet(DST).localGet(src).v128Load().v128Store();
+                            f.localGet(DST).i32Const(16).op(Op.i32_add).localSet(DST);
+                            f.localGet(src).localGet(CSA).op(Op.i32_add).localSet(src);
+                            f.localGet(k).i32Const(1).op(Op.i32_add).localSet(k);
+                            f.br(0);
+                          }),
+                        ),
                     () =>
                       f
                         .localGet(CSA)
@@ -329,6 +410,7 @@ export function buildGemmModule(
     const f = packB;
     const [KC, NC, B, RSB, CSB, DST, KCP] = [0, 1, 2, 3, 4, 5, 6];
     const jr = f.local(I32);
+    const d2 = f.local(I32);
     const k = f.local(I32);
     const cols = f.local(I32);
     const src = f.local(I32);
@@ -351,27 +433,86 @@ export function buildGemmModule(
         f.localSet(cols);
         f.localGet(B).localGet(jr).localGet(CSB).op(Op.i32_mul).op(Op.i32_add).localSet(src);
         // Contiguous full panel: NR/4 vector copies per k.
+        const copyPanel = () =>
+          f.forRange(
+            k,
+            () => f.i32Const(0),
+            () => f.localGet(KC),
+            1,
+            () => {
+              for (let v = 0; v < NV; v++)
+                f.localGet(DST)
+                  .localGet(src)
+                  .v128Load(v * 16)
+                  .v128Store(v * 16);
+              f.localGet(DST)
+                .i32Const(NR * 4)
+                .op(Op.i32_add)
+                .localSet(DST);
+              f.localGet(src).localGet(RSB).op(Op.i32_add).localSet(src);
+            },
+          );
+        // Two full panels at once when they fit: a row of B then gives 2·NR contiguous floats (a
+        // whole cache line for NR = 8) instead of half of one. One panel at a time reads 32 bytes
+        // per row at a row stride that is often a multiple of 4 KiB, where the rows collide in
+        // the same L1 sets and every panel re-reads its lines from L2 (0.44 ns per element
+        // measured at N = 1024; 2 panels: see bench/wasm.ts).
+        const copyPanelPair = () => {
+          // d2: the second panel, kcp·NR floats after the first.
+          f.localGet(DST)
+            .localGet(KCP)
+            .i32Const(NR * 4)
+            .op(Op.i32_mul)
+            .op(Op.i32_add)
+            .localSet(d2);
+          f.forRange(
+            k,
+            () => f.i32Const(0),
+            () => f.localGet(KC),
+            1,
+            () => {
+              for (let v = 0; v < NV; v++)
+                f.localGet(DST)
+                  .localGet(src)
+                  .v128Load(v * 16)
+                  .v128Store(v * 16);
+              for (let v = 0; v < NV; v++)
+                f.localGet(d2)
+                  .localGet(src)
+                  .v128Load((NV + v) * 16)
+                  .v128Store(v * 16);
+              f.localGet(DST)
+                .i32Const(NR * 4)
+                .op(Op.i32_add)
+                .localSet(DST);
+              f.localGet(d2)
+                .i32Const(NR * 4)
+                .op(Op.i32_add)
+                .localSet(d2);
+              f.localGet(src).localGet(RSB).op(Op.i32_add).localSet(src);
+            },
+          );
+          // Zero the first panel's rows [kc, kcp), then continue as if on the second panel.
+          f.localGet(DST)
+            .i32Const(0)
+            .localGet(KCP)
+            .localGet(KC)
+            .op(Op.i32_sub)
+            .i32Const(NR * 4)
+            .op(Op.i32_mul)
+            .memoryFill();
+          f.localGet(d2).localSet(DST);
+          f.localGet(jr).i32Const(NR).op(Op.i32_add).localSet(jr);
+        };
         f.localGet(cols).i32Const(NR).op(Op.i32_eq).localGet(CSB).i32Const(4).op(Op.i32_eq).op(Op.i32_and);
         f.if(
           () => {
-            f.forRange(
-              k,
-              () => f.i32Const(0),
-              () => f.localGet(KC),
-              1,
-              () => {
-                for (let v = 0; v < NV; v++)
-                  f.localGet(DST)
-                    .localGet(src)
-                    .v128Load(v * 16)
-                    .v128Store(v * 16);
-                f.localGet(DST)
-                  .i32Const(NR * 4)
-                  .op(Op.i32_add)
-                  .localSet(DST);
-                f.localGet(src).localGet(RSB).op(Op.i32_add).localSet(src);
-              },
-            );
+            f.localGet(NC)
+              .localGet(jr)
+              .op(Op.i32_sub)
+              .i32Const(2 * NR)
+              .op(Op.i32_ge_s)
+              .if(copyPanelPair, copyPanel);
           },
           () => {
             f.i32Const(0).localSet(k);

@@ -4,7 +4,13 @@
  * its operands in persistent buffers (grown when too small, never reallocated per call).
  */
 import { ConfigError, ShapeError } from "../../../core/errors.js";
-import { buildGemmModule, DEFAULT_SHAPE, type MicroKernelShape, scratchLayout } from "./gemm-module.js";
+import {
+  buildGemmModule,
+  DEFAULT_SHAPE,
+  type MicroKernelShape,
+  relaxedSimdSupported,
+  scratchLayout,
+} from "./gemm-module.js";
 import type { WasmHeap } from "./heap.js";
 
 /** Cache blocking: KC (depth of a packed block), MC (rows of packed A), NC (columns of packed B). */
@@ -23,7 +29,7 @@ export interface MatmulOptions {
   transA?: boolean;
   /** B is given as its transpose, an [N, K] row-major array. */
   transB?: boolean;
-  /** Threads to split N over (needs a shared heap and {@link WasmGemm.startThreads}); default 1. */
+  /** Threads to split the work over (needs a shared heap and a started pool: {@link WasmGemm.pool}); default 1. */
   threads?: number;
   /** Where to write C ([M, N] row-major); a fresh array by default. */
   out?: Float32Array;
@@ -36,19 +42,35 @@ export interface StridedOperand {
   cs: number;
 }
 
-/** Something that runs part of a GEMM on other threads (see threads.ts). */
+/**
+ * One GEMM cut into `chunks` ranges of `chunk` rows (`splitM`) or columns of C, the last one
+ * shorter, all on micro-tile boundaries; `args(t)` gives the whole problem's 19 gemm arguments
+ * with thread t's scratch (t = 0 is the caller).
+ */
+export interface GemmJob {
+  splitM: boolean;
+  extent: number;
+  chunk: number;
+  chunks: number;
+  args: (thread: number) => number[];
+}
+
+/** Something that runs a GEMM's chunks on other threads too (see threads.ts). */
 export interface GemmThreadPool {
   readonly threads: number;
   /**
-   * Runs `gemm` on worker w with `args(s0, s1, w)` (the 19 i32 arguments for split w, a row or
-   * column range) while `main` runs the caller's share, and returns when all are done.
+   * Runs `job` on the caller (through `gemm`) and `helpers` workers, each claiming chunks until
+   * none is left, and returns when all are done.
    */
-  run(
-    splits: [number, number][],
-    args: (s0: number, s1: number, worker: number) => number[],
-    main: () => void,
-  ): void;
+  run(job: GemmJob, helpers: number, gemm: (...args: number[]) => void): void;
   terminate(): void;
+}
+
+let relaxedSimd: boolean | undefined;
+/** {@link relaxedSimdSupported}, checked once (engine flags do not change under a running program). */
+function hasRelaxedSimd(): boolean {
+  relaxedSimd ??= relaxedSimdSupported();
+  return relaxedSimd;
 }
 
 function checkDims(m: number, k: number, n: number): void {
@@ -83,6 +105,17 @@ export class WasmGemm {
   pool: GemmThreadPool | undefined;
   /** Below this many flops (2·M·N·K) a GEMM stays on the calling thread: the handshake costs more. */
   minThreadFlops = 1 << 23;
+  /**
+   * Chunks per thread a threaded GEMM is cut into, so that a thread slowed down by other work on
+   * its core takes fewer of them.
+   */
+  chunksPerThread = 3;
+  /**
+   * The smallest chunk (rows or columns of C): each chunk packs the whole of the other operand
+   * again, so a 128-wide chunk repacks it once per 256 flops per element (about 3 % at the
+   * measured packing speed of 0.2–0.3 ns per element).
+   */
+  minChunk = 128;
 
   constructor(
     readonly heap: WasmHeap,
@@ -94,11 +127,13 @@ export class WasmGemm {
     }
     // NC a multiple of NR keeps thread splits and NC blocks on micro-panel boundaries.
     this.blocks = { ...blocks, nc: Math.ceil(blocks.nc / shape.nr) * shape.nr };
-    this.bytes = buildGemmModule(shape, { shared: heap.shared, maxPages: heap.maxPages });
+    // FMA unless told otherwise, where the engine has relaxed SIMD.
+    this.shape = { ...shape, fma: shape.fma ?? hasRelaxedSimd() };
+    this.bytes = buildGemmModule(this.shape, { shared: heap.shared, maxPages: heap.maxPages });
     this.module = new WebAssembly.Module(this.bytes);
     const inst = new WebAssembly.Instance(this.module, { env: { memory: heap.memory } });
     this.gemmFn = inst.exports.gemm as (...args: number[]) => void;
-    this.layout = scratchLayout(shape, this.blocks);
+    this.layout = scratchLayout(this.shape, this.blocks);
     this.scratch.push(heap.alloc(this.layout.total));
   }
 
@@ -158,7 +193,8 @@ export class WasmGemm {
   /**
    * C = A·B on operands already in linear memory (byte offsets, strides in elements); C is
    * [M, N] with row stride `ldc`. With `threads > 1` and a started pool, the longer of M and N is
-   * split on tile boundaries; the result is bitwise the same as with one thread.
+   * cut into chunks on tile boundaries that the threads claim as they go; the result is bitwise
+   * the same as with one thread.
    */
   gemmPtr(
     m: number,
@@ -184,36 +220,25 @@ export class WasmGemm {
       return;
     }
     const tiles = Math.ceil(extent / tile);
-    const splits: [number, number][] = [];
-    for (let i = 0; i < t; i++) {
-      const p0 = Math.floor((tiles * i) / t);
-      const p1 = Math.floor((tiles * (i + 1)) / t);
-      splits.push([Math.min(p0 * tile, extent), Math.min(p1 * tile, extent)]);
-    }
+    // Chunks of whole tiles, claimed dynamically (threads.ts); at least t of them, so that every
+    // thread has work when the machine is quiet.
+    const chunkTiles = Math.max(
+      1,
+      Math.ceil(this.minChunk / tile),
+      Math.ceil(tiles / (this.chunksPerThread * t)),
+    );
+    const chunk = Math.min(chunkTiles, Math.ceil(tiles / t)) * tile;
     for (let i = 0; i < t; i++) this.scratchFor(i);
-    // Rows [r0, r1) are the same GEMM on offset A and C pointers; columns use gemm's n0/n1.
-    const part = (s0: number, s1: number, scratch: number) =>
-      splitM
-        ? this.args(
-            s1 - s0,
-            n,
-            k,
-            { ...a, ptr: a.ptr + 4 * s0 * a.rs },
-            b,
-            c + 4 * s0 * ldc,
-            ldc,
-            0,
-            n,
-            scratch,
-          )
-        : this.args(m, n, k, a, b, c, ldc, s0, s1, scratch);
     pool!.run(
-      splits.slice(1),
-      (s0, s1, worker) => part(s0, s1, this.scratch[worker + 1]!),
-      () => {
-        const [s0, s1] = splits[0]!;
-        this.gemmFn(...part(s0, s1, this.scratch[0]!));
+      {
+        splitM,
+        extent,
+        chunk,
+        chunks: Math.ceil(extent / chunk),
+        args: (thread) => this.args(m, n, k, a, b, c, ldc, 0, n, this.scratch[thread]!),
       },
+      t - 1,
+      this.gemmFn,
     );
   }
 

@@ -1,68 +1,12 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { ShapeError } from "../../../../src/core/errors.js";
+import { ConfigError, ShapeError } from "../../../../src/core/errors.js";
 import { matmul, WasmBackend } from "../../../../src/transforms/jit/wasm/backend.js";
 import { WasmGemm } from "../../../../src/transforms/jit/wasm/gemm.js";
+import { buildGemmModule, DEFAULT_SHAPE } from "../../../../src/transforms/jit/wasm/gemm-module.js";
 import { WasmHeap } from "../../../../src/transforms/jit/wasm/heap.js";
-
-/** Deterministic uniform(-1, 1) float32 data (mulberry32). */
-function data(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
-/**
- * Float64 oracle of op(A)·op(B) and, per element, Σ|a||b| for the float32 error bound
- * |ĉ − c| ≤ γ_K·Σ|a_ik||b_kj|, γ_K = K·u/(1 − K·u), u = 2^-24 (any summation order).
- */
-function oracle(a: Float32Array, b: Float32Array, m: number, k: number, n: number, tA: boolean, tB: boolean) {
-  const c = new Float64Array(m * n);
-  const mag = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      let g = 0;
-      for (let p = 0; p < k; p++) {
-        const av = tA ? a[p * m + i]! : a[i * k + p]!;
-        const bv = tB ? b[j * k + p]! : b[p * n + j]!;
-        s += av * bv;
-        g += Math.abs(av * bv);
-      }
-      c[i * n + j] = s;
-      mag[i * n + j] = g;
-    }
-  }
-  return { c, mag };
-}
-
-function expectWithinBound(
-  got: Float32Array,
-  a: Float32Array,
-  b: Float32Array,
-  m: number,
-  k: number,
-  n: number,
-  tA = false,
-  tB = false,
-) {
-  const { c, mag } = oracle(a, b, m, k, n, tA, tB);
-  const u = 2 ** -24;
-  const gamma = (k * u) / (1 - k * u);
-  let worst = 0;
-  for (let i = 0; i < m * n; i++) {
-    const excess = Math.abs(got[i]! - c[i]!) - gamma * mag[i]!;
-    worst = Math.max(worst, excess);
-  }
-  expect(worst).toBeLessThanOrEqual(0);
-}
+import { GemmWorkerPool } from "../../../../src/transforms/jit/wasm/threads.js";
+import { data, expectWithinBound } from "./gemm-oracle.js";
 
 const dims = fc.record({
   m: fc.integer({ min: 0, max: 70 }),
@@ -80,6 +24,10 @@ describe("wasm GEMM", () => {
     default: new WasmGemm(heap),
     tiny: new WasmGemm(heap, { mr: 4, nr: 8, unroll: 1 }, { kc: 5, mc: 6, nc: 9 }),
     unrolled: new WasmGemm(heap, { mr: 3, nr: 4, unroll: 4 }, { kc: 7, mc: 10, nc: 12 }),
+    // The default tile with blocks that cross the packs' multi-panel paths (four A panels, two B
+    // panels per pass) and their single-panel and partial-panel tails: MC = 36 = 2·16 + 4 rows,
+    // NC = 40 = 2·16 + 8 columns, several KC blocks.
+    panels: new WasmGemm(heap, DEFAULT_SHAPE, { kc: 13, mc: 36, nc: 40 }),
   };
 
   for (const [name, gemm] of Object.entries(gemms)) {
@@ -92,7 +40,7 @@ describe("wasm GEMM", () => {
           expect(c.length).toBe(m * n);
           expectWithinBound(c, a, b, m, k, n, tA, tB);
         }),
-        { numRuns: name === "default" ? 120 : 80 },
+        { numRuns: name === "default" ? 120 : name === "panels" ? 60 : 80 },
       );
     });
   }
@@ -166,6 +114,71 @@ describe("wasm GEMM", () => {
   });
 });
 
+/**
+ * The packed layouts, read back from the module's own `packA` / `packB` and compared exactly
+ * with a direct transcription of their definition: A in panels of MR rows, element (i, k) of
+ * panel p at p·kcp·MR + k·MR + i; B in panels of NR columns, (k, j) at p·kcp·NR + k·NR + j; rows
+ * and columns past the edge and k in [kc, kcp) zero.
+ */
+describe("wasm GEMM packing", () => {
+  const { mr: MR, nr: NR } = DEFAULT_SHAPE;
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 64 });
+  const inst = new WebAssembly.Instance(
+    new WebAssembly.Module(buildGemmModule(DEFAULT_SHAPE, { shared: false, maxPages: 64 })),
+    { env: { memory } },
+  );
+  const packA = inst.exports.packA as (...args: number[]) => void;
+  const packB = inst.exports.packB as (...args: number[]) => void;
+  const SRC = 0;
+  const DST = 2 << 20;
+  const layouts = fc.constantFrom("row-major", "transposed", "strided");
+  // Strides (in elements) of an r × c operand read as [r, c].
+  const strides = (layout: string, r: number, c: number) =>
+    layout === "row-major" ? [c, 1] : layout === "transposed" ? [1, r] : [3 * c + 1, 2];
+
+  it("packA and packB write exactly the defined layout, whatever the strides and sizes", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          rows: fc.integer({ min: 1, max: 45 }),
+          kc: fc.integer({ min: 1, max: 40 }),
+          pad: fc.integer({ min: 0, max: 3 }),
+          layout: layouts,
+          which: fc.constantFrom("A", "B"),
+          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        }),
+        ({ rows, kc, pad, layout, which, seed }) => {
+          const f32 = new Float32Array(memory.buffer);
+          const kcp = kc + pad;
+          const tile = which === "A" ? MR : NR;
+          const panels = Math.ceil(rows / tile);
+          // A is [rows, kc]; B is [kc, rows] (rows = its columns).
+          const [rs, cs] = which === "A" ? strides(layout, rows, kc) : strides(layout, kc, rows);
+          const span =
+            which === "A" ? (rows - 1) * rs! + (kc - 1) * cs! + 1 : (kc - 1) * rs! + (rows - 1) * cs! + 1;
+          f32.set(data(span, seed), SRC / 4);
+          f32.fill(Number.NaN, DST / 4, DST / 4 + panels * kcp * tile + 64);
+          if (which === "A") packA(rows, kc, SRC, 4 * rs!, 4 * cs!, DST, kcp);
+          else packB(kc, rows, SRC, 4 * rs!, 4 * cs!, DST, kcp);
+          const want = new Float32Array(panels * kcp * tile + 64).fill(Number.NaN);
+          for (let p = 0; p < panels; p++) {
+            for (let k = 0; k < kcp; k++) {
+              for (let e = 0; e < tile; e++) {
+                const r = p * tile + e;
+                const src = which === "A" ? r * rs! + k * cs! : k * rs! + r * cs!;
+                want[p * kcp * tile + k * tile + e] = k < kc && r < rows ? f32[SRC / 4 + src]! : 0;
+              }
+            }
+          }
+          const got = f32.slice(DST / 4, DST / 4 + want.length);
+          expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
+
 describe("wasm GEMM on two threads", () => {
   const be = new WasmBackend({ threads: 2 });
   const single = new WasmGemm(be.heap, be.gemm.shape, be.gemm.blocks);
@@ -207,6 +220,31 @@ describe("wasm GEMM on two threads", () => {
       ).toBe(true);
       expectWithinBound(two, a, b, m, k, n, seed === 4);
     }
+    // Many small chunks claimed dynamically, both split directions.
+    be.gemm.minChunk = 1;
+    be.gemm.chunksPerThread = 16;
+    fc.assert(
+      fc.property(
+        fc.record({
+          m: fc.integer({ min: 1, max: 150 }),
+          k: fc.integer({ min: 1, max: 60 }),
+          n: fc.integer({ min: 1, max: 150 }),
+          tA: fc.boolean(),
+          tB: fc.boolean(),
+          seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        }),
+        ({ m, k, n, tA, tB, seed }) => {
+          const a = data(m * k, seed);
+          const b = data(k * n, seed + 1);
+          const one = single.matmul(a, b, m, k, n, { transA: tA, transB: tB });
+          const two = be.matmul(a, b, m, k, n, { transA: tA, transB: tB });
+          expect(Buffer.from(two.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+    be.gemm.minChunk = 128;
+    be.gemm.chunksPerThread = 3;
     // And one problem large enough to cross the default threshold and several NC blocks.
     be.gemm.minThreadFlops = 1 << 23;
     const [m, k, n] = [96, 300, 1100];
@@ -215,5 +253,41 @@ describe("wasm GEMM on two threads", () => {
     const two = be.matmul(a, b, m, k, n);
     expect(Buffer.from(two.buffer).equals(Buffer.from(single.matmul(a, b, m, k, n).buffer))).toBe(true);
     expectWithinBound(two, a, b, m, k, n);
+  });
+});
+
+describe("GEMM worker pool", () => {
+  it("without spinning (every handshake through Atomics.wait) gives the same bits", () => {
+    const gemm = new WasmGemm(new WasmHeap({ shared: true }));
+    const single = new WasmGemm(gemm.heap);
+    gemm.pool = GemmWorkerPool.start(gemm.heap, gemm.module, 1, { spinMicros: 0, waitSpinMicros: 0 });
+    gemm.minThreadFlops = 0;
+    try {
+      for (const [m, k, n, seed] of [
+        [40, 30, 200, 1],
+        [300, 20, 24, 2],
+        [64, 1, 64, 3],
+      ] as const) {
+        const a = data(m * k, seed);
+        const b = data(k * n, seed + 1);
+        const two = gemm.matmul(a, b, m, k, n, { threads: 2 });
+        expect(Buffer.from(two.buffer).equals(Buffer.from(single.matmul(a, b, m, k, n).buffer))).toBe(true);
+      }
+    } finally {
+      gemm.pool.terminate();
+    }
+    expect(() => gemm.matmul(data(64 * 64, 1), data(64 * 64, 2), 64, 64, 64, { threads: 2 })).toThrow(
+      /GemmWorkerPool: the pool was terminated/,
+    );
+  });
+
+  it("bad options raise ConfigError naming the pool", () => {
+    const heap = new WasmHeap({ shared: true });
+    const bytes = new WasmGemm(heap).bytes;
+    expect(() => GemmWorkerPool.start(heap, bytes, 0)).toThrow(ConfigError);
+    expect(() => GemmWorkerPool.start(heap, bytes, 1, { spinMicros: -1 })).toThrow(
+      /GemmWorkerPool: spinMicros/,
+    );
+    expect(() => GemmWorkerPool.start(new WasmHeap({ shared: false }), bytes, 1)).toThrow(/shared heap/);
   });
 });

@@ -40,6 +40,22 @@ export interface DeviceMemory {
   free(ptr: number): void;
   /** A Float32Array over the whole memory; re-fetch it after any `alloc` (the memory may grow). */
   f32(): Float32Array;
+  /**
+   * Whether the memory is a SharedArrayBuffer: growing it never detaches views, so program results
+   * may be returned as views into it. A non-shared memory's results are copied out.
+   */
+  readonly shared: boolean;
+  /**
+   * The most bytes that live result views may hold (default 256 MiB; 0 copies every result out).
+   * Their blocks are freed only when a view is garbage-collected, and finalizers run between
+   * tasks, so a synchronous loop reaches the cap and then copies as if there were no views.
+   */
+  readonly resultViewBytes?: number;
+  /**
+   * The most bytes of cached heap copies of JS-side inputs (default 128 MiB; 0 caches none): a
+   * tensor passed again is not copied again (least recently used copies are dropped first).
+   */
+  readonly inputCacheBytes?: number;
 }
 
 /** An equation outside the kernel IR (a convolution, say) that a backend runs natively. */
@@ -81,6 +97,12 @@ export type BackendOption =
       threads?: number;
       /** Where kernels the wasm backend declines run (default `"gpu.js"`, i.e. its webasm mode). */
       fallback?: "gpu.js" | "ts" | "none";
+      /** A shared memory (default: where SharedArrayBuffer exists; `false` needs `threads: 1`). */
+      shared?: boolean;
+      /** See {@link DeviceMemory.resultViewBytes} (default 256 MiB). */
+      resultViewBytes?: number;
+      /** See {@link DeviceMemory.inputCacheBytes} (default 128 MiB). */
+      inputCacheBytes?: number;
     }
   | {
       /** `"gpu.js"`: kernels become gpu.js kernel source text. */
@@ -156,7 +178,11 @@ const instances = new Map<string, KernelBackend>();
 export function backendKey(b: BackendOption): string {
   if (typeof b === "string") return b;
   if ("compile" in b) return `custom:${b.name}`;
-  if (b.name === "wasm") return `wasm:${b.threads ?? "auto"}:${b.fallback ?? ""}`;
+  if (b.name === "wasm") {
+    const memory = [b.shared, b.resultViewBytes, b.inputCacheBytes];
+    const base = `wasm:${b.threads ?? "auto"}:${b.fallback ?? ""}`;
+    return memory.every((o) => o === undefined) ? base : `${base}:${memory.map((o) => o ?? "").join(":")}`;
+  }
   return `gpu.js:${b.mode ?? "auto"}:${b.require ?? ""}`;
 }
 

@@ -1,8 +1,18 @@
 /**
  * A compiled program: the optimised jaxpr, its plan of kernel and escape steps with their compiled
- * kernels, and a buffer plan. Buffers are released at their last use; float32 buffers that only
- * kernels read and write are recycled for later kernels of the same size on backends that write
- * into a given output. `backend: "reference"` skips all of it and interprets the jaxpr.
+ * kernels, and a buffer plan. `backend: "reference"` skips all of it and interprets the jaxpr.
+ *
+ * On a backend with a {@link DeviceMemory} (the wasm heap) the plan runs resident: program inputs
+ * are placed in the memory once (cached per typed array, or used in place when they are result
+ * views of that memory), intermediates are blocks allocated at their producer and freed at their
+ * last reader, kernels run on offsets (`runPtr`), and results come back as views into a shared
+ * memory (see resident.ts for their lifetime and the cap). Kernels without `runPtr` (fallbacks)
+ * and escapes the backend does not run on offsets get copies; non-float32 values are float32 in
+ * the memory and converted where they leave it (escape inputs, program outputs).
+ *
+ * Elsewhere buffers are Tensors, released at their last use; float32 buffers that only kernels
+ * read and write are recycled for later kernels of the same size on backends that write into a
+ * given output.
  */
 import { allocate } from "../../core/dtype.js";
 import { type Atom, type ClosedJaxpr, Lit, type Var, evalJaxpr } from "../../core/jaxpr.js";
@@ -11,6 +21,7 @@ import {
   type BackendOption,
   type CompiledEscape,
   type CompiledKernel,
+  type DeviceMemory,
   type KernelBackend,
   backendKey,
   resolveBackend,
@@ -19,6 +30,7 @@ import { type PlanStep, groupKernels } from "./fusion.js";
 import { RenderDeclined, renderGpuJs } from "./gpujs-render.js";
 import { coalesce } from "./kernel-ir.js";
 import { optimize } from "./passes.js";
+import { residentMemory } from "./resident.js";
 
 /** What `jitted.lower(...)` reports about one kernel. */
 export interface KernelReport {
@@ -60,6 +72,10 @@ interface Compiled {
   readonly releaseAfter: readonly Var[][];
   /** Buffers safe to recycle (written by a kernel, read only by kernels, not outputs). */
   readonly recyclable: ReadonlySet<Var>;
+  /** The program's constant and input binders (their heap copies may be cached across calls). */
+  readonly programInputs: ReadonlySet<Var>;
+  /** The backend's memory the kernels were compiled against (resident plans), if any. */
+  readonly memory: DeviceMemory | undefined;
 }
 
 export class Executable {
@@ -78,7 +94,9 @@ export class Executable {
   }
 
   private compile(): Compiled {
-    if (this.compiledPlan) return this.compiledPlan;
+    // A backend's memory is replaced when it is disposed: kernels compiled for the old one go too.
+    const memory = this.backend!.memory;
+    if (this.compiledPlan && this.compiledPlan.memory === memory) return this.compiledPlan;
     const optimized = optimize(this.closed);
     const steps = groupKernels(optimized.jaxpr);
     // Backends receive simplified kernels (size-1 axes dropped, mergeable axes merged).
@@ -112,7 +130,17 @@ export class Executable {
       )
         recyclable.add(s.output);
     });
-    this.compiledPlan = { optimized, steps, kernels, escapes, releaseAfter, recyclable };
+    const programInputs = new Set([...optimized.jaxpr.constBinders, ...optimized.jaxpr.inBinders]);
+    this.compiledPlan = {
+      optimized,
+      steps,
+      kernels,
+      escapes,
+      releaseAfter,
+      recyclable,
+      programInputs,
+      memory,
+    };
     return this.compiledPlan;
   }
 
@@ -120,6 +148,8 @@ export class Executable {
   run(args: readonly Tensor[]): Tensor[] {
     if (this.backend === null) return evalJaxpr(this.closed.jaxpr, this.closed.consts, args);
     const plan = this.compile();
+    this.hasRun = true;
+    if (plan.memory) return runResident(plan, plan.memory, args);
     const env = new Map<Var, Tensor>();
     const j = plan.optimized.jaxpr;
     j.constBinders.forEach((v, i) => env.set(v, plan.optimized.consts[i]!));
@@ -174,7 +204,6 @@ export class Executable {
         f32Cache.delete(v);
       }
     }
-    this.hasRun = true;
     return j.outs.map(read);
   }
 
@@ -238,6 +267,133 @@ export class Executable {
       plan: lines,
       backend,
     };
+  }
+}
+
+const sizeOf = (v: Var): number => v.aval.shape.reduce((p, d) => p * d, 1);
+
+/** Runs a plan resident in `mem` (see the module comment). */
+function runResident(plan: Compiled, mem: DeviceMemory, args: readonly Tensor[]): Tensor[] {
+  const res = residentMemory(mem);
+  const j = plan.optimized.jaxpr;
+  /** JS-side values: program inputs, escape results, heap values an escape needed as Tensors. */
+  const values = new Map<Var, Tensor>();
+  /** Heap offsets of float32 copies of values. */
+  const ptrs = new Map<Var, number>();
+  /** Values whose block this call allocated (freed at the last use, or at the end). */
+  const owned = new Set<Var>();
+  j.constBinders.forEach((v, i) => values.set(v, plan.optimized.consts[i]!));
+  j.inBinders.forEach((v, i) => values.set(v, args[i]!));
+  const alloc = (v: Var): number => {
+    const p = mem.alloc(4 * sizeOf(v));
+    ptrs.set(v, p);
+    owned.add(v);
+    return p;
+  };
+  const inHeap = (v: Var): number => {
+    const have = ptrs.get(v);
+    if (have !== undefined) return have;
+    const buf = values.get(v)!._buf!;
+    if (plan.programInputs.has(v)) {
+      const p = res.placeInput(buf);
+      if (p >= 0) {
+        ptrs.set(v, p);
+        return p;
+      }
+    }
+    const p = alloc(v);
+    res.write(p, buf);
+    return p;
+  };
+  /** A JS-side Tensor of a value (a copy out of the heap, converted to its dtype). */
+  const asTensor = (a: Atom): Tensor => {
+    if (a instanceof Lit) return a.value;
+    let t = values.get(a);
+    if (t === undefined) {
+      const { shape, dtype, weakType } = a.aval;
+      t = Tensor._fromBuffer(shape, dtype, res.read(ptrs.get(a)!, sizeOf(a), dtype), weakType);
+      values.set(a, t);
+    }
+    return t;
+  };
+  const temps: number[] = [];
+  /** An escape input's offset; a literal goes through the input cache (it lives with the jaxpr). */
+  const atomInHeap = (a: Atom): number => {
+    if (!(a instanceof Lit)) return inHeap(a);
+    const buf = a.value._buf!;
+    let p = res.placeInput(buf);
+    if (p < 0) {
+      p = mem.alloc(4 * buf.length);
+      temps.push(p);
+      res.write(p, buf);
+    }
+    return p;
+  };
+  const runKernel = (compiled: CompiledKernel, inputs: readonly Var[], output: Var): void => {
+    const ins = inputs.map(inHeap);
+    const o = alloc(output);
+    if (compiled.runPtr) {
+      compiled.runPtr(ins, o);
+      return;
+    }
+    // A fallback kernel works on JS arrays: copies in and out.
+    const f32 = mem.f32();
+    const arrays = inputs.map((v, i) => f32.slice(ins[i]! / 4, ins[i]! / 4 + sizeOf(v)));
+    mem.f32().set(compiled.run(arrays), o / 4);
+  };
+
+  res.enter();
+  try {
+    plan.steps.forEach((step, k) => {
+      if (step.kind === "kernel") runKernel(plan.kernels[k]!, step.inputs, step.output);
+      else {
+        const native = plan.escapes[k];
+        const { eqn } = step;
+        if (native?.runPtr) {
+          const ins = eqn.inputs.map(atomInHeap);
+          native.runPtr(ins, eqn.outBinders.map(alloc));
+          for (const p of temps.splice(0)) mem.free(p);
+        } else {
+          const ins = eqn.inputs.map(asTensor);
+          const outs = native
+            ? native.run(ins)
+            : eqn.prim.impl(
+                ins,
+                eqn.params,
+                eqn.prim.abstractEval(
+                  ins.map((t) => t.aval),
+                  eqn.params,
+                ),
+              );
+          eqn.outBinders.forEach((v, i) => values.set(v, outs[i]!));
+        }
+      }
+      for (const v of plan.releaseAfter[k]!) {
+        if (owned.delete(v)) mem.free(ptrs.get(v)!);
+        ptrs.delete(v);
+        values.delete(v);
+      }
+    });
+    const results = new Map<Var, Tensor>();
+    return j.outs.map((a) => {
+      if (a instanceof Lit) return a.value;
+      let t = results.get(a) ?? values.get(a);
+      if (t === undefined) {
+        const { shape, dtype, weakType } = a.aval;
+        // A float32 block of this call becomes the result's own buffer where the memory allows.
+        const view = dtype === "float32" && owned.has(a) ? res.view(ptrs.get(a)!, sizeOf(a)) : null;
+        if (view) owned.delete(a);
+        t = view ? Tensor._fromBuffer(shape, dtype, view, weakType) : asTensor(a);
+      }
+      results.set(a, t);
+      return t;
+    });
+  } finally {
+    // Blocks not handed to result views (outputs copied out, values nobody read, or everything
+    // after an error).
+    for (const v of owned) mem.free(ptrs.get(v)!);
+    for (const p of temps) mem.free(p);
+    res.exit();
   }
 }
 

@@ -30,6 +30,9 @@ registerBackend("wasm", (opts) =>
   wasmJitBackend({
     ...(opts.threads !== undefined ? { threads: Number(opts.threads) } : {}),
     ...(opts.fallback !== undefined ? { fallback: opts.fallback as "gpu.js" | "ts" | "none" } : {}),
+    ...(opts.shared !== undefined ? { shared: Boolean(opts.shared) } : {}),
+    ...(opts.resultViewBytes !== undefined ? { resultViewBytes: Number(opts.resultViewBytes) } : {}),
+    ...(opts.inputCacheBytes !== undefined ? { inputCacheBytes: Number(opts.inputCacheBytes) } : {}),
   }),
 );
 

@@ -5,12 +5,16 @@
  * that do not merge) the kernel falls back, per kernel, to gpu.js `webasm` and, should gpu.js be
  * unavailable, to the kernel-IR evaluator; `ranOn` and `fallbackReason` report which and why.
  *
+ * Its `memory` is the wasm heap: the jit runs plans resident in it (inputs placed once, every
+ * kernel on heap offsets through `runPtr`, results returned as views into a shared heap), see
+ * executable.ts and resident.ts.
+ *
  * Convolutions, which the fusion leaves as escapes, run on the wasm convolution when they fit
  * (wasm-conv.ts). Compiled kernels are cached per backend instance on the kernel's hash, so retracing (or a second
  * program with the same kernel) reuses the generated module.
  */
 import { ConfigError } from "../../core/errors.js";
-import type { CompiledKernel, KernelBackend } from "./backend.js";
+import type { CompiledKernel, DeviceMemory, KernelBackend } from "./backend.js";
 import { gpuJsBackend } from "./gpujs-backend.js";
 import { tsBackend } from "./kernel-eval.js";
 import { type Affine, type Kernel, coalesce, forEachLoad, kernelHash, mapLoads } from "./kernel-ir.js";
@@ -27,6 +31,19 @@ export interface WasmJitOptions {
    * or `"ts"` (the kernel-IR evaluator). `"none"` raises the adapter's ConfigError instead.
    */
   fallback?: "gpu.js" | "ts" | "none";
+  /**
+   * A shared memory (default: where SharedArrayBuffer exists). Only a shared memory returns
+   * results as views into it; `false` (which needs `threads: 1`) copies every result out.
+   */
+  shared?: boolean;
+  /**
+   * The most bytes live result views may hold (default 256 MiB): a view's block is freed when the
+   * view is garbage-collected, which happens between tasks, so a synchronous loop of calls reaches
+   * the cap and then gets copies. 0 copies every result.
+   */
+  resultViewBytes?: number;
+  /** The most bytes of cached heap copies of JS-side inputs (default 128 MiB; 0 caches none). */
+  inputCacheBytes?: number;
 }
 
 const MAX_CACHED_KERNELS = 512;
@@ -79,22 +96,39 @@ export function orderReductionAxes(k: Kernel): Kernel {
 export function wasmJitBackend(
   opts: WasmJitOptions = {},
 ): KernelBackend & { dispose(): void; memoryBytes(): number } {
-  const threads = opts.threads ?? defaultWasmThreads();
+  for (const key of ["resultViewBytes", "inputCacheBytes"] as const) {
+    const v = opts[key];
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0))
+      throw new ConfigError(`${key} must be a non-negative number of bytes, got ${v}`, "wasm backend");
+  }
+  const threads = opts.threads ?? (opts.shared === false ? 1 : defaultWasmThreads());
   const fallbackTo = opts.fallback ?? "gpu.js";
   let adapter: WasmKernelBackend | null = null;
   let wasm: WasmBackend | null = null;
+  let memory: DeviceMemory | null = null;
+  const shared = opts.shared !== undefined ? { shared: opts.shared } : {};
   const getAdapter = (): WasmKernelBackend => {
     if (adapter === null) {
       let be: WasmBackend;
       try {
-        be = new WasmBackend({ threads });
+        be = new WasmBackend({ threads, ...shared });
       } catch (e) {
         // No worker threads here after all (or they failed to start): one thread still works.
         if (threads === 1 || !(e instanceof ConfigError)) throw e;
-        be = new WasmBackend({ threads: 1 });
+        be = new WasmBackend({ threads: 1, ...shared });
       }
       wasm = be;
       adapter = new WasmKernelBackend(be);
+      const heap = be.heap;
+      // A new object per heap: resident state (cached inputs, result views) belongs to one heap.
+      memory = {
+        alloc: (bytes) => heap.alloc(bytes),
+        free: (ptr) => heap.free(ptr),
+        f32: () => heap.f32(),
+        shared: heap.shared,
+        ...(opts.resultViewBytes !== undefined ? { resultViewBytes: opts.resultViewBytes } : {}),
+        ...(opts.inputCacheBytes !== undefined ? { inputCacheBytes: opts.inputCacheBytes } : {}),
+      };
     }
     return adapter;
   };
@@ -128,6 +162,11 @@ export function wasmJitBackend(
 
   return {
     name: "wasm",
+    /** The wasm heap (created on first use; a new one after `dispose`). */
+    get memory(): DeviceMemory {
+      getAdapter();
+      return memory!;
+    },
     compile(raw: Kernel): CompiledKernel {
       const kernel = coalesce(orderReductionAxes(coalesce(raw)));
       const key = kernelHash(kernel);
@@ -141,7 +180,12 @@ export function wasmJitBackend(
       let compiled: CompiledKernel;
       try {
         const w = getAdapter().compile(kernel);
-        compiled = { ranOn: w.ranOn, reusesOutput: w.reusesOutput, run: (inputs, out) => w.run(inputs, out) };
+        compiled = {
+          ranOn: w.ranOn,
+          reusesOutput: w.reusesOutput,
+          run: (inputs, out) => w.run(inputs, out),
+          runPtr: (inputs, out) => w.runPtr(inputs, out),
+        };
       } catch (e) {
         if (!(e instanceof ConfigError) || fallbackTo === "none") throw e;
         compiled = fallback(kernel, `wasm declined: ${e.message}`);
@@ -157,6 +201,7 @@ export function wasmJitBackend(
       wasm?.dispose();
       adapter = null;
       wasm = null;
+      memory = null;
       cache.clear();
     },
   };

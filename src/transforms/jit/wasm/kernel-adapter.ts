@@ -53,6 +53,11 @@ export interface AffineKernel {
 /** What `compile` returns (the jit's `CompiledKernel`). */
 export interface WasmCompiledKernel {
   run(inputs: readonly Float32Array[], out?: Float32Array): Float32Array;
+  /**
+   * The same on buffers already in the backend's heap: byte offsets of the flat float32 inputs
+   * and of the output (which must not overlap an input); nothing is copied.
+   */
+  runPtr(inputs: readonly number[], out: number): void;
   readonly ranOn: string;
   readonly reusesOutput: boolean;
   /** Which path the kernel took: "gemm", "reduction" or "elementwise". */
@@ -181,7 +186,9 @@ function isAcc(e: KernelExpr): boolean {
 
 /**
  * The project's WebAssembly backend behind the jit's `KernelBackend` shape (`name`, `compile`).
- * Inputs arrive as Float32Arrays and are staged into the heap on each call.
+ * `run` stages Float32Array inputs into the heap on each call and copies the result out; `runPtr`
+ * works on heap offsets directly (the jit's resident plans), with only the epilogue's accumulator
+ * in a scratch block of this adapter.
  */
 export class WasmKernelBackend {
   readonly name = "wasm";
@@ -238,6 +245,29 @@ export class WasmKernelBackend {
         return p;
       });
     };
+    const checkPtrs = (inputs: readonly number[]): void => {
+      if (inputs.length !== kernel.argSizes.length) {
+        throw new ConfigError(
+          `expected ${kernel.argSizes.length} inputs, got ${inputs.length}`,
+          "wasm kernel",
+        );
+      }
+    };
+    /** `run` on top of a pointer-level body: stage, compute into output slot 0, copy out. */
+    const viaStaging =
+      (exec: (args: readonly number[], out: number) => void) =>
+      (inputs: readonly Float32Array[], out?: Float32Array): Float32Array => {
+        const args = loadArgs(inputs);
+        const o = this.stage(0, 4 * outSize);
+        exec(args, o);
+        return finish(o, out);
+      };
+    const viaPtrs =
+      (exec: (args: readonly number[], out: number) => void) =>
+      (inputs: readonly number[], out: number): void => {
+        checkPtrs(inputs);
+        exec(inputs, out);
+      };
     const finish = (ptr: number, out?: Float32Array): Float32Array => {
       const view = heap.f32().subarray(ptr / 4, ptr / 4 + outSize);
       if (out) {
@@ -264,6 +294,25 @@ export class WasmKernelBackend {
     if (red && !REDUCE.has(red.op))
       throw new ConfigError(`reduction ${red.op} is not supported`, "wasm kernel");
 
+    // The epilogue reads the accumulator (a scratch block) and its own loads, and writes `o`.
+    const runEpilogue = (
+      ep: NonNullable<ReturnType<typeof epilogue>>,
+      epKernel: ReturnType<WasmBackend["elementwise"]>,
+      args: readonly number[],
+      acc: number,
+      o: number,
+    ): void => {
+      epKernel.runPtr(
+        o,
+        outShape,
+        ep.reads.map((r, i) =>
+          i === ep.accAt
+            ? { ptr: acc, shape: outShape }
+            : { ptr: args[r.arg]! + 4 * r.offset, shape: outShape, strides: r.strides },
+        ),
+      );
+    };
+
     // 1. Matmul: sum over one axis of load·load, operands independent of opposite output axes.
     const gemm =
       red?.op === "sum" && outShape.length >= 2 && red.body.op === "binary" && red.body.fn === "mul"
@@ -275,46 +324,36 @@ export class WasmKernelBackend {
       const [M, N] = outShape.slice(-2) as [number, number];
       const batch = outShape.slice(0, -2);
       const batchCount = batch.reduce((a, b) => a * b, 1);
+      const A = gemm.a;
+      const B = gemm.b;
+      const exec = (args: readonly number[], o: number): void => {
+        const c = ep ? this.stage(1, 4 * outSize) : o;
+        const idx = batch.map(() => 0);
+        for (let b = 0; b < batchCount; b++) {
+          const boff = (coeffs: readonly number[]) => idx.reduce((s, v, d) => s + v * coeffs[d]!, 0);
+          be.gemm.gemmPtr(
+            M,
+            N,
+            gemm.k,
+            { ptr: args[A.arg]! + 4 * (A.offset + boff(A.batch)), rs: A.rs, cs: A.cs },
+            { ptr: args[B.arg]! + 4 * (B.offset + boff(B.batch)), rs: B.rs, cs: B.cs },
+            c + 4 * b * M * N,
+            N,
+            be.threads,
+          );
+          for (let d = batch.length - 1; d >= 0; d--) {
+            if (++idx[d]! < batch[d]!) break;
+            idx[d] = 0;
+          }
+        }
+        if (ep && epKernel) runEpilogue(ep, epKernel, args, c, o);
+      };
       return {
         path: "gemm",
         ranOn: "wasm:gemm",
         reusesOutput: true,
-        run: (inputs, out) => {
-          const args = loadArgs(inputs);
-          const c = this.stage(ep ? 1 : 0, 4 * outSize);
-          const idx = batch.map(() => 0);
-          for (let b = 0; b < batchCount; b++) {
-            const boff = (coeffs: readonly number[]) => idx.reduce((s, v, d) => s + v * coeffs[d]!, 0);
-            const A = gemm.a;
-            const B = gemm.b;
-            be.gemm.gemmPtr(
-              M,
-              N,
-              gemm.k,
-              { ptr: args[A.arg]! + 4 * (A.offset + boff(A.batch)), rs: A.rs, cs: A.cs },
-              { ptr: args[B.arg]! + 4 * (B.offset + boff(B.batch)), rs: B.rs, cs: B.cs },
-              c + 4 * b * M * N,
-              N,
-              be.threads,
-            );
-            for (let d = batch.length - 1; d >= 0; d--) {
-              if (++idx[d]! < batch[d]!) break;
-              idx[d] = 0;
-            }
-          }
-          if (!ep || !epKernel) return finish(c, out);
-          const o = this.stage(0, 4 * outSize);
-          epKernel.runPtr(
-            o,
-            outShape,
-            ep.reads.map((r, i) =>
-              i === ep.accAt
-                ? { ptr: c, shape: outShape }
-                : { ptr: args[r.arg]! + 4 * r.offset, shape: outShape, strides: r.strides },
-            ),
-          );
-          return finish(o, out);
-        },
+        run: viaStaging(exec),
+        runPtr: viaPtrs(exec),
       };
     }
 
@@ -329,31 +368,21 @@ export class WasmKernelBackend {
       const ep = isAcc(kernel.expr) ? null : epilogue();
       const epKernel = ep ? be.elementwise(ep.expr, ep.reads.length) : null;
       const space = [...outShape, axis.size];
+      const exec = (args: readonly number[], o: number): void => {
+        const acc = ep ? this.stage(1, 4 * outSize) : o;
+        rk.runPtr(
+          acc,
+          space,
+          reads.map((r) => ({ ptr: args[r.arg]! + 4 * r.offset, shape: space, strides: r.strides })),
+        );
+        if (ep && epKernel) runEpilogue(ep, epKernel, args, acc, o);
+      };
       return {
         path: "reduction",
         ranOn: "wasm:reduction",
         reusesOutput: true,
-        run: (inputs, out) => {
-          const args = loadArgs(inputs);
-          const acc = this.stage(ep ? 1 : 0, 4 * outSize);
-          rk.runPtr(
-            acc,
-            space,
-            reads.map((r) => ({ ptr: args[r.arg]! + 4 * r.offset, shape: space, strides: r.strides })),
-          );
-          if (!ep || !epKernel) return finish(acc, out);
-          const o = this.stage(0, 4 * outSize);
-          epKernel.runPtr(
-            o,
-            outShape,
-            ep.reads.map((r, i) =>
-              i === ep.accAt
-                ? { ptr: acc, shape: outShape }
-                : { ptr: args[r.arg]! + 4 * r.offset, shape: outShape, strides: r.strides },
-            ),
-          );
-          return finish(o, out);
-        },
+        run: viaStaging(exec),
+        runPtr: viaPtrs(exec),
       };
     }
 
@@ -361,20 +390,19 @@ export class WasmKernelBackend {
     const reads: Read[] = [];
     const expr = convert(kernel.expr, reads, (a) => [...a.out]);
     const k = be.elementwise(expr, reads.length);
+    const exec = (args: readonly number[], o: number): void => {
+      k.runPtr(
+        o,
+        outShape,
+        reads.map((r) => ({ ptr: args[r.arg]! + 4 * r.offset, shape: outShape, strides: r.strides })),
+      );
+    };
     return {
       path: "elementwise",
       ranOn: "wasm:elementwise",
       reusesOutput: true,
-      run: (inputs, out) => {
-        const args = loadArgs(inputs);
-        const o = this.stage(0, 4 * outSize);
-        k.runPtr(
-          o,
-          outShape,
-          reads.map((r) => ({ ptr: args[r.arg]! + 4 * r.offset, shape: outShape, strides: r.strides })),
-        );
-        return finish(o, out);
-      },
+      run: viaStaging(exec),
+      runPtr: viaPtrs(exec),
     };
   }
 }

@@ -1,0 +1,195 @@
+/**
+ * What a resident plan keeps in a backend's {@link DeviceMemory} beyond one call:
+ *
+ * - heap copies of JS-side inputs (a parameter tensor, a data batch, a closed-over constant),
+ *   cached on the typed-array object: Tensors are immutable, so the copy stays valid for as long
+ *   as the array lives (JAX's `device_put`, done once). Bounded, least recently used out first;
+ *   a FinalizationRegistry frees the copy of an array that was garbage-collected.
+ * - result views: on a shared memory a program output is returned as a Float32Array INTO the
+ *   heap. Its block belongs to that view object (not to a Tensor: reshape shares one buffer
+ *   between tensors) until a FinalizationRegistry on the view frees it. Such a view passed back as
+ *   an input is used in place. Finalizers run only between tasks, so the bytes held by live views
+ *   are capped; above the cap results are copied out.
+ *
+ * One `ResidentMemory` exists per memory object, shared by every program on that backend.
+ */
+import { type DType, type TypedArray, allocate } from "../../core/dtype.js";
+import type { DeviceMemory } from "./backend.js";
+
+/** Default {@link DeviceMemory.resultViewBytes}. */
+export const DEFAULT_RESULT_VIEW_BYTES = 256 * 2 ** 20;
+/** Default {@link DeviceMemory.inputCacheBytes}. */
+export const DEFAULT_INPUT_CACHE_BYTES = 128 * 2 ** 20;
+
+interface CacheEntry {
+  readonly ptr: number;
+  readonly bytes: number;
+  readonly key: WeakRef<TypedArray>;
+  freed: boolean;
+}
+
+interface HeldView {
+  readonly ptr: number;
+  readonly bytes: number;
+}
+
+const hasFinalizers = typeof FinalizationRegistry !== "undefined" && typeof WeakRef !== "undefined";
+
+/**
+ * The resident state of one device memory: input cache, live result views, their accounting.
+ *
+ * @example
+ * ```ts
+ * const res = residentMemory(backend.memory!);
+ * const p = res.placeInput(x._buf!);           // heap offset of x (cached), or -1
+ * const y = res.view(ptr, n);                  // a result view, or null: copy it out instead
+ * ```
+ */
+export class ResidentMemory {
+  readonly resultViewBytes: number;
+  readonly inputCacheBytes: number;
+  /** Every memory buffer object a result view was made on (a shared memory's buffer object changes on growth). */
+  private readonly viewBuffers = new WeakSet<ArrayBufferLike>();
+  /** Blocks owned by live result views: offset → bytes. */
+  private readonly viewBlocks = new Map<number, number>();
+  private held = 0;
+  private readonly viewRegistry: FinalizationRegistry<HeldView> | null;
+  private readonly cache = new WeakMap<TypedArray, CacheEntry>();
+  /** Cache entries, least recently used first (a Set keeps insertion order). */
+  private readonly lru = new Set<CacheEntry>();
+  private cached = 0;
+  private readonly cacheRegistry: FinalizationRegistry<CacheEntry> | null;
+  private depth = 0;
+
+  constructor(readonly memory: DeviceMemory) {
+    this.resultViewBytes = memory.resultViewBytes ?? DEFAULT_RESULT_VIEW_BYTES;
+    this.inputCacheBytes = memory.inputCacheBytes ?? DEFAULT_INPUT_CACHE_BYTES;
+    this.viewRegistry = hasFinalizers ? new FinalizationRegistry((h) => this.releaseView(h)) : null;
+    this.cacheRegistry = hasFinalizers ? new FinalizationRegistry((e) => this.evict(e)) : null;
+  }
+
+  /** Bytes held by live result views. */
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Bytes of cached input copies. */
+  get cachedBytes(): number {
+    return this.cached;
+  }
+
+  /** Marks the start of a program run (runs may nest when an escape calls another program). */
+  enter(): void {
+    this.depth++;
+  }
+
+  /** Marks the end of a run; the outermost one trims the input cache to its bound. */
+  exit(): void {
+    if (--this.depth > 0) return;
+    for (const e of this.lru) {
+      if (this.cached <= this.inputCacheBytes) break;
+      this.evict(e);
+    }
+  }
+
+  /** The offset of `buf` when it is a live result view of this memory (used in place), else -1. */
+  inPlace(buf: TypedArray): number {
+    if (!(buf instanceof Float32Array) || !this.viewBuffers.has(buf.buffer)) return -1;
+    const bytes = this.viewBlocks.get(buf.byteOffset);
+    return bytes !== undefined && buf.byteLength <= bytes ? buf.byteOffset : -1;
+  }
+
+  /**
+   * The heap offset of a program input's buffer without a new copy: a result view in place, or a
+   * cached copy (made now on a miss). -1 when it is not cacheable (too large): the caller copies
+   * it into a block of its own. Cached entries stay valid until the outermost run exits.
+   */
+  placeInput(buf: TypedArray): number {
+    const here = this.inPlace(buf);
+    if (here >= 0) return here;
+    const hit = this.cache.get(buf);
+    if (hit !== undefined) {
+      this.lru.delete(hit);
+      this.lru.add(hit);
+      return hit.ptr;
+    }
+    const bytes = 4 * buf.length;
+    if (bytes > this.inputCacheBytes) return -1;
+    const ptr = this.memory.alloc(bytes);
+    this.write(ptr, buf);
+    const entry: CacheEntry = { ptr, bytes, key: new WeakRef(buf), freed: false };
+    this.cache.set(buf, entry);
+    this.lru.add(entry);
+    this.cached += bytes;
+    this.cacheRegistry?.register(buf, entry, entry);
+    return ptr;
+  }
+
+  /** Copies `buf` (any dtype; converted to float32 as the kernels compute) to offset `ptr`. */
+  write(ptr: number, buf: TypedArray): void {
+    this.memory.f32().set(buf, ptr / 4);
+  }
+
+  /** A JS-side copy of `n` float32 values at `ptr`, converted to `dtype`. */
+  read(ptr: number, n: number, dtype: DType): TypedArray {
+    const src = this.memory.f32().subarray(ptr / 4, ptr / 4 + n);
+    if (dtype === "float32") return src.slice();
+    const out = allocate(dtype, n);
+    out.set(src);
+    return out;
+  }
+
+  /**
+   * A Float32Array view of the `n` values at block `ptr`, which from now on belongs to the view
+   * (freed when it is garbage-collected); null when the memory is not shared, finalizers are
+   * missing or the cap on bytes held by views would be exceeded: copy the result out then.
+   */
+  view(ptr: number, n: number): Float32Array | null {
+    const bytes = 4 * n;
+    if (!this.memory.shared || this.viewRegistry === null || n === 0) return null;
+    if (this.held + bytes > this.resultViewBytes) return null;
+    const buffer = this.memory.f32().buffer;
+    this.viewBuffers.add(buffer);
+    const v = new Float32Array(buffer, ptr, n);
+    this.viewBlocks.set(ptr, bytes);
+    this.held += bytes;
+    this.viewRegistry.register(v, { ptr, bytes });
+    return v;
+  }
+
+  private releaseView(h: HeldView): void {
+    this.viewBlocks.delete(h.ptr);
+    this.held -= h.bytes;
+    this.memory.free(h.ptr);
+  }
+
+  private evict(e: CacheEntry): void {
+    if (e.freed) return;
+    e.freed = true;
+    this.lru.delete(e);
+    this.cached -= e.bytes;
+    this.cacheRegistry?.unregister(e);
+    const key = e.key.deref();
+    if (key !== undefined) this.cache.delete(key);
+    this.memory.free(e.ptr);
+  }
+}
+
+const states = new WeakMap<DeviceMemory, ResidentMemory>();
+
+/**
+ * The resident state of `memory` (created on first use).
+ *
+ * @example
+ * ```ts
+ * residentMemory(backend.memory!).heldBytes; // bytes held by live result views
+ * ```
+ */
+export function residentMemory(memory: DeviceMemory): ResidentMemory {
+  let s = states.get(memory);
+  if (s === undefined) {
+    s = new ResidentMemory(memory);
+    states.set(memory, s);
+  }
+  return s;
+}

@@ -72,8 +72,10 @@ interface Compiled {
   readonly releaseAfter: readonly Var[][];
   /** Buffers safe to recycle (written by a kernel, read only by kernels, not outputs). */
   readonly recyclable: ReadonlySet<Var>;
-  /** The program's constant and input binders (their heap copies may be cached across calls). */
+  /** The program's input binders (their heap copies may be cached across calls)... */
   readonly programInputs: ReadonlySet<Var>;
+  /** ... and its constant binders (cached at once). */
+  readonly constInputs: ReadonlySet<Var>;
   /** The backend's memory the kernels were compiled against (resident plans), if any. */
   readonly memory: DeviceMemory | undefined;
 }
@@ -130,7 +132,8 @@ export class Executable {
       )
         recyclable.add(s.output);
     });
-    const programInputs = new Set([...optimized.jaxpr.constBinders, ...optimized.jaxpr.inBinders]);
+    const programInputs = new Set(optimized.jaxpr.inBinders);
+    const constInputs = new Set(optimized.jaxpr.constBinders);
     this.compiledPlan = {
       optimized,
       steps,
@@ -139,6 +142,7 @@ export class Executable {
       releaseAfter,
       recyclable,
       programInputs,
+      constInputs,
       memory,
     };
     return this.compiledPlan;
@@ -294,8 +298,9 @@ function runResident(plan: Compiled, mem: DeviceMemory, args: readonly Tensor[])
     const have = ptrs.get(v);
     if (have !== undefined) return have;
     const buf = values.get(v)!._buf!;
-    if (plan.programInputs.has(v)) {
-      const p = res.placeInput(buf);
+    const constant = plan.constInputs.has(v);
+    if (constant || plan.programInputs.has(v)) {
+      const p = res.placeInput(buf, constant);
       if (p >= 0) {
         ptrs.set(v, p);
         return p;
@@ -321,7 +326,7 @@ function runResident(plan: Compiled, mem: DeviceMemory, args: readonly Tensor[])
   const atomInHeap = (a: Atom): number => {
     if (!(a instanceof Lit)) return inHeap(a);
     const buf = a.value._buf!;
-    let p = res.placeInput(buf);
+    let p = res.placeInput(buf, true);
     if (p < 0) {
       p = mem.alloc(4 * buf.length);
       temps.push(p);

@@ -1,10 +1,12 @@
 /**
  * What a resident plan keeps in a backend's {@link DeviceMemory} beyond one call:
  *
- * - heap copies of JS-side inputs (a parameter tensor, a data batch, a closed-over constant),
- *   cached on the typed-array object: Tensors are immutable, so the copy stays valid for as long
- *   as the array lives (JAX's `device_put`, done once). Bounded, least recently used out first;
- *   a FinalizationRegistry frees the copy of an array that was garbage-collected.
+ * - heap copies of JS-side inputs (a data batch, a closed-over constant), cached on the
+ *   typed-array object: Tensors are immutable, so the copy stays valid for as long as the array
+ *   lives (JAX's `device_put`, done once). An argument is cached the second time it is seen (a
+ *   constant at once), so arrays passed once, such as parameters copied out of the previous
+ *   step, are copied per call as before instead of filling the cache. Bounded, least recently
+ *   used out first; a FinalizationRegistry frees the copy of an array that was garbage-collected.
  * - result views: on a shared memory a program output is returned as a Float32Array INTO the
  *   heap. Its block belongs to that view object (not to a Tensor: reshape shares one buffer
  *   between tensors) until a FinalizationRegistry on the view frees it. Such a view passed back as
@@ -55,6 +57,8 @@ export class ResidentMemory {
   private held = 0;
   private readonly viewRegistry: FinalizationRegistry<HeldView> | null;
   private readonly cache = new WeakMap<TypedArray, CacheEntry>();
+  /** Arguments seen once and not cached yet. */
+  private readonly seen = new WeakSet<TypedArray>();
   /** Cache entries, least recently used first (a Set keeps insertion order). */
   private readonly lru = new Set<CacheEntry>();
   private cached = 0;
@@ -76,6 +80,11 @@ export class ResidentMemory {
   /** Bytes of cached input copies. */
   get cachedBytes(): number {
     return this.cached;
+  }
+
+  /** Whether `buf` has a cached heap copy. */
+  isCached(buf: TypedArray): boolean {
+    return this.cache.has(buf);
   }
 
   /** Marks the start of a program run (runs may nest when an escape calls another program). */
@@ -101,10 +110,11 @@ export class ResidentMemory {
 
   /**
    * The heap offset of a program input's buffer without a new copy: a result view in place, or a
-   * cached copy (made now on a miss). -1 when it is not cacheable (too large): the caller copies
-   * it into a block of its own. Cached entries stay valid until the outermost run exits.
+   * cached copy (made now on a miss, for a `constant` or an argument seen before). -1 when it is
+   * not cached: the caller copies it into a block of its own. Cached entries stay valid until the
+   * outermost run exits.
    */
-  placeInput(buf: TypedArray): number {
+  placeInput(buf: TypedArray, constant = false): number {
     const here = this.inPlace(buf);
     if (here >= 0) return here;
     const hit = this.cache.get(buf);
@@ -115,6 +125,11 @@ export class ResidentMemory {
     }
     const bytes = 4 * buf.length;
     if (bytes > this.inputCacheBytes) return -1;
+    if (!constant && !this.seen.has(buf)) {
+      this.seen.add(buf);
+      return -1;
+    }
+    this.seen.delete(buf);
     const ptr = this.memory.alloc(bytes);
     this.write(ptr, buf);
     const entry: CacheEntry = { ptr, bytes, key: new WeakRef(buf), freed: false };

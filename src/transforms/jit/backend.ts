@@ -46,9 +46,10 @@ export interface DeviceMemory {
    */
   readonly shared: boolean;
   /**
-   * The most bytes that live result views may hold (default 256 MiB; 0 copies every result out).
+   * The most bytes that live result views may hold (default 64 MiB; 0 copies every result out).
    * Their blocks are freed only when a view is garbage-collected, and finalizers run between
    * tasks, so a synchronous loop reaches the cap and then copies as if there were no views.
+   * The memory never shrinks: the cap is also how far views alone can make it grow.
    */
   readonly resultViewBytes?: number;
   /**
@@ -99,7 +100,7 @@ export type BackendOption =
       fallback?: "gpu.js" | "ts" | "none";
       /** A shared memory (default: where SharedArrayBuffer exists; `false` needs `threads: 1`). */
       shared?: boolean;
-      /** See {@link DeviceMemory.resultViewBytes} (default 256 MiB). */
+      /** See {@link DeviceMemory.resultViewBytes} (default 64 MiB). */
       resultViewBytes?: number;
       /** See {@link DeviceMemory.inputCacheBytes} (default 128 MiB). */
       inputCacheBytes?: number;

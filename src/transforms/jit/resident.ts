@@ -13,13 +13,18 @@
  *   an input is used in place. Finalizers run only between tasks, so the bytes held by live views
  *   are capped; above the cap results are copied out.
  *
+ * Only the view object keeps its block alive: a typed array built over a result's buffer
+ * (`subarray`, `new Float32Array(buf.buffer, ...)`) does not, and may see the block reused once
+ * the original view is collected; `tensor.data()` copies. Posting a result's buffer to a worker
+ * shares the whole memory rather than copying the values.
+ *
  * One `ResidentMemory` exists per memory object, shared by every program on that backend.
  */
 import { type DType, type TypedArray, allocate } from "../../core/dtype.js";
 import type { DeviceMemory } from "./backend.js";
 
 /** Default {@link DeviceMemory.resultViewBytes}. */
-export const DEFAULT_RESULT_VIEW_BYTES = 256 * 2 ** 20;
+export const DEFAULT_RESULT_VIEW_BYTES = 64 * 2 ** 20;
 /** Default {@link DeviceMemory.inputCacheBytes}. */
 export const DEFAULT_INPUT_CACHE_BYTES = 128 * 2 ** 20;
 

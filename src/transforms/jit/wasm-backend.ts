@@ -37,7 +37,7 @@ export interface WasmJitOptions {
    */
   shared?: boolean;
   /**
-   * The most bytes live result views may hold (default 256 MiB): a view's block is freed when the
+   * The most bytes live result views may hold (default 64 MiB): a view's block is freed when the
    * view is garbage-collected, which happens between tasks, so a synchronous loop of calls reaches
    * the cap and then gets copies. 0 copies every result.
    */

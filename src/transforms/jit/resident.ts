@@ -25,6 +25,11 @@ import type { DeviceMemory } from "./backend.js";
 
 /** Default {@link DeviceMemory.resultViewBytes}. */
 export const DEFAULT_RESULT_VIEW_BYTES = 64 * 2 ** 20;
+/**
+ * The most live result views at once: a view and its finalization record cost JS memory too
+ * (a few hundred bytes), which the byte cap does not see for tiny results such as a loss.
+ */
+export const MAX_RESULT_VIEWS = 16384;
 /** Default {@link DeviceMemory.inputCacheBytes}. */
 export const DEFAULT_INPUT_CACHE_BYTES = 128 * 2 ** 20;
 
@@ -80,6 +85,16 @@ export class ResidentMemory {
   /** Bytes held by live result views. */
   get heldBytes(): number {
     return this.held;
+  }
+
+  /** Live result views. */
+  get viewCount(): number {
+    return this.viewBlocks.size;
+  }
+
+  /** Cached input copies. */
+  get cacheCount(): number {
+    return this.lru.size;
   }
 
   /** Bytes of cached input copies. */
@@ -167,7 +182,7 @@ export class ResidentMemory {
   view(ptr: number, n: number): Float32Array | null {
     const bytes = 4 * n;
     if (!this.memory.shared || this.viewRegistry === null || n === 0) return null;
-    if (this.held + bytes > this.resultViewBytes) return null;
+    if (this.held + bytes > this.resultViewBytes || this.viewBlocks.size >= MAX_RESULT_VIEWS) return null;
     const buffer = this.memory.f32().buffer;
     this.viewBuffers.add(buffer);
     const v = new Float32Array(buffer, ptr, n);

@@ -95,7 +95,7 @@ export function orderReductionAxes(k: Kernel): Kernel {
  */
 export function wasmJitBackend(
   opts: WasmJitOptions = {},
-): KernelBackend & { dispose(): void; memoryBytes(): number } {
+): KernelBackend & { readonly memory: DeviceMemory; dispose(): void; memoryBytes(): number } {
   for (const key of ["resultViewBytes", "inputCacheBytes"] as const) {
     const v = opts[key];
     if (v !== undefined && !(Number.isFinite(v) && v >= 0))

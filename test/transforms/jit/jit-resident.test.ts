@@ -19,9 +19,11 @@ import { jit } from "../../../src/transforms/index.js";
 import {
   type BackendOption,
   type CompiledKernel,
+  type DeviceMemory,
   type KernelBackend,
   resolveBackend,
 } from "../../../src/transforms/jit/backend.js";
+import { wasmJitBackend } from "../../../src/transforms/jit/wasm-backend.js";
 import { residentMemory } from "../../../src/transforms/jit/resident.js";
 
 setFlagsFromString("--expose-gc");
@@ -278,5 +280,81 @@ describe("jit resident on the wasm heap", () => {
     const [ra, rb, rc] = f(a, f32([5], 2));
     expect(ra).toBe(a);
     expect(bits(rb)).toEqual(bits(rc));
+  });
+
+  it("every block is freed or owned by a live view or the cache, also when a kernel throws mid-run", () => {
+    const inner = wasmJitBackend({ threads: 1 });
+    const heap = inner.memory;
+    const blocks = new Set<number>();
+    const memory: DeviceMemory = {
+      alloc: (b) => {
+        const p = heap.alloc(b);
+        blocks.add(p);
+        return p;
+      },
+      free: (p) => {
+        expect(blocks.delete(p)).toBe(true);
+        heap.free(p);
+      },
+      f32: () => heap.f32(),
+      shared: heap.shared,
+    };
+    let kernelRuns = 0;
+    let throwAt = -1;
+    const backend: KernelBackend = {
+      name: "counting",
+      memory,
+      compile(k): CompiledKernel {
+        const c = inner.compile(k);
+        return {
+          ranOn: c.ranOn,
+          reusesOutput: c.reusesOutput,
+          run: (ins, out) => c.run(ins, out),
+          runPtr: (ins, out) => {
+            if (++kernelRuns === throwAt) throw new Error("kernel failed");
+            c.runPtr!(ins, out);
+          },
+        };
+      },
+      compileEscape: (e) => inner.compileEscape?.(e) ?? null,
+    };
+    const st = residentMemory(memory);
+    const w = f32([6, 4], 1);
+    const loss = (q: Tensor, xs: Tensor) => np.sum(np.square(np.tanh(np.matmul(xs, q))));
+    const step = jit((q: Tensor, xs: Tensor) => [q.sub(grad(loss)(q, xs).mul(0.1)), loss(q, xs)] as const, {
+      backend,
+    });
+    const x = f32([5, 6], 2);
+    const kept: Tensor[] = [];
+    let q = w;
+    for (let i = 0; i < 5; i++) {
+      const [next, l] = step(q, x);
+      kept.push(next, l);
+      q = next;
+      expect(blocks.size).toBe(st.viewCount + st.cacheCount);
+    }
+    const before = new Set(blocks);
+    throwAt = kernelRuns + 3;
+    expect(() => step(q, x)).toThrow("kernel failed");
+    expect(blocks).toEqual(before);
+    const [again] = step(q, x);
+    const twin = jit((a: Tensor, xs: Tensor) => a.sub(grad(loss)(a, xs).mul(0.1)), {
+      backend: copyingTwin({ name: "wasm", threads: 1 }, "copying counting"),
+    });
+    expect(bits(again)).toEqual(bits(twin(q, x)));
+    inner.dispose();
+  });
+
+  it("a disposed backend starts a new heap; results of the old one stay readable", () => {
+    const option: BackendOption = { name: "wasm", threads: 1, inputCacheBytes: 12345 };
+    const f = jit((v: Tensor) => v.mul(2).add(0.5), { backend: option });
+    const x = f32([300], 3);
+    const y1 = f(x);
+    const old = resolveBackend(option)!.memory;
+    (resolveBackend(option) as unknown as { dispose(): void }).dispose();
+    const y2 = f(x);
+    expect(resolveBackend(option)!.memory).not.toBe(old);
+    expect(bits(y2)).toEqual(bits(y1));
+    expect(bits(f(y1))).toEqual(bits(f(y2)));
   });
 });

@@ -357,4 +357,19 @@ describe("jit resident on the wasm heap", () => {
     expect(bits(y2)).toEqual(bits(y1));
     expect(bits(f(y1))).toEqual(bits(f(y2)));
   });
+
+  it("a result view serialises, copies and reshapes like any tensor (its buffer is the heap)", () => {
+    const f = jit((v: Tensor) => v.mul(4), { backend: shared });
+    const x = f32([2, 6], 8);
+    const y = f(x);
+    expect(isHeapView(y)).toBe(true);
+    const back = nn.deserialize<{ y: Tensor }>(nn.serialize({ y }));
+    expect(back.tree.y.shape).toEqual([2, 6]);
+    expect(bits(back.tree.y)).toEqual(bits(y));
+    // data() copies into an ordinary buffer; reshape shares the view object itself.
+    expect(y.data().buffer instanceof SharedArrayBuffer).toBe(false);
+    const r = y.reshape([3, 4]);
+    expect(r._buf).toBe(y._buf);
+    expect(bits(f(r))).toEqual(bits(f(y.reshape([3, 4]))));
+  });
 });

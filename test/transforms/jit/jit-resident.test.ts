@@ -11,6 +11,8 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { allocate } from "../../../src/core/dtype.js";
+import { Lit } from "../../../src/core/jaxpr.js";
 import { Tensor } from "../../../src/core/tensor.js";
 import { grad, nn, numpy as np } from "../../../src/index.js";
 import { arbTensorOfShape } from "../../../src/testing/arbitraries.js";
@@ -371,5 +373,73 @@ describe("jit resident on the wasm heap", () => {
     const r = y.reshape([3, 4]);
     expect(r._buf).toBe(y._buf);
     expect(bits(f(r))).toEqual(bits(f(y.reshape([3, 4]))));
+  });
+
+  it("escapes with runPtr run in place on the heap (literal inputs, several outputs, int and bool values)", () => {
+    // Every escape runs through runPtr: it reads its inputs from the heap, runs the reference
+    // implementation and writes its outputs back, as a native escape would.
+    const inner = wasmJitBackend({ threads: 1 });
+    const memory = inner.memory;
+    let ptrCalls = 0;
+    let literalInputs = 0;
+    const backend: KernelBackend = {
+      name: "heap escapes",
+      memory,
+      compile: (k) => inner.compile(k),
+      compileEscape(eqn) {
+        const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+        return {
+          ranOn: "test:heap",
+          run: (ins) =>
+            eqn.prim.impl(
+              [...ins],
+              eqn.params,
+              eqn.prim.abstractEval(
+                ins.map((t) => t.aval),
+                eqn.params,
+              ),
+            ),
+          runPtr(ins, outs) {
+            ptrCalls++;
+            literalInputs += eqn.inputs.filter((a) => a instanceof Lit).length;
+            const tensors = eqn.inputs.map((a, i) => {
+              const { shape, dtype, weakType } = a.aval;
+              const n = size(shape);
+              const buf = allocate(dtype, n);
+              buf.set(memory.f32().subarray(ins[i]! / 4, ins[i]! / 4 + n));
+              return Tensor._fromBuffer(shape, dtype, buf, weakType);
+            });
+            const res = eqn.prim.impl(
+              tensors,
+              eqn.params,
+              eqn.outBinders.map((v) => v.aval),
+            );
+            res.forEach((t, i) => memory.f32().set(t._buf!, outs[i]! / 4));
+          },
+        };
+      },
+    };
+    const twin = copyingTwin({ name: "wasm", threads: 1 }, "copying heap escapes");
+    const g = (v: Tensor, labels: Tensor) => {
+      const s = np.cumsum(np.tanh(v), 1);
+      const hot = nn.oneHot(labels, 4);
+      const top = np.argmax(s, -1);
+      const padded = np.pad(s, [
+        [1, 0],
+        [0, 2],
+      ]);
+      return [s.mul(hot).sum(), top, np.greater(s, 0), padded.mul(2)] as const;
+    };
+    const x = f32([6, 4], 12);
+    const labels = Tensor._fromBuffer([6], "int32", Int32Array.from([0, 3, 1, 2, 2, 0]));
+    const got = jit(g, { backend })(x, labels);
+    const want = jit(g, { backend: twin })(x, labels);
+    expect(ptrCalls).toBeGreaterThan(0);
+    got.forEach((t, i) => {
+      expect(t.dtype).toBe(want[i]!.dtype);
+      expect(bits(t)).toEqual(bits(want[i]!));
+    });
+    expect(literalInputs).toBeGreaterThan(0); // the pad value
+    inner.dispose();
   });
 });

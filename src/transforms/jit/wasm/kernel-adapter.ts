@@ -4,6 +4,8 @@
  *
  * - a reduction whose body is `load(A)·load(B)` with A independent of the last output axis and B
  *   of the one before (a matmul, batched over leading axes, any strides) runs on the GEMM;
+ * - a sum of one load over the rows of a matrix (a column sum, strided in a row reduction) runs on
+ *   the GEMM as ones[1, R]·G[R, C];
  * - any other reduction over one (coalescable) reduction axis runs as a fused row reduction;
  * - everything else runs as one fused elementwise loop;
  * - an epilogue other than `acc` itself runs as a second fused loop reading the accumulator.
@@ -194,6 +196,8 @@ export class WasmKernelBackend {
   readonly name = "wasm";
   readonly backend: WasmBackend;
   private readonly staging: { ptr: number; bytes: number }[] = [];
+  /** A row of ones in the heap (the left operand of column sums on the GEMM). */
+  private ones = { ptr: -1, length: 0 };
 
   private readonly owned: boolean;
 
@@ -206,6 +210,8 @@ export class WasmKernelBackend {
   dispose(): void {
     for (const s of this.staging) if (s) this.backend.heap.free(s.ptr);
     this.staging.length = 0;
+    if (this.ones.ptr >= 0) this.backend.heap.free(this.ones.ptr);
+    this.ones = { ptr: -1, length: 0 };
     if (this.owned) this.backend.dispose();
   }
 
@@ -218,6 +224,17 @@ export class WasmKernelBackend {
     const next = { ptr: heap.alloc(Math.max(bytes, 64)), bytes: Math.max(bytes, 64) };
     this.staging[slot] = next;
     return next.ptr;
+  }
+
+  /** The offset of at least `n` ones. */
+  private onesRow(n: number): number {
+    if (this.ones.length >= n) return this.ones.ptr;
+    const heap = this.backend.heap;
+    if (this.ones.ptr >= 0) heap.free(this.ones.ptr);
+    const ptr = heap.alloc(4 * n);
+    heap.f32().fill(1, ptr / 4, ptr / 4 + n);
+    this.ones = { ptr, length: n };
+    return ptr;
   }
 
   compile(kernel: AffineKernel): WasmCompiledKernel {
@@ -362,11 +379,36 @@ export class WasmKernelBackend {
       const axis = singleReductionAxis(red.shape, red.body);
       if (!axis)
         throw new ConfigError("reductions over several non-contiguous axes are not supported", "wasm kernel");
+      const ep = isAcc(kernel.expr) ? null : epilogue();
+      const epKernel = ep ? be.elementwise(ep.expr, ep.reads.length) : null;
+      // A sum over the rows of a matrix, Σ_r G[r, c] (a bias gradient), reads each column with the
+      // row stride in a row reduction; as ones[1, R]·G[R, C] on the GEMM it streams G instead.
+      const body0 = red.body;
+      if (red.op === "sum" && body0.op === "load" && outShape.length === 1) {
+        const rs = axis.coeff(body0.index);
+        const cs = body0.index.out[0]!;
+        const [C] = outShape as [number];
+        if (rs > 1 && cs >= 1 && C >= 8 && axis.size >= 8) {
+          const R = axis.size;
+          const exec = (args: readonly number[], o: number): void => {
+            const ones = this.onesRow(R);
+            const acc = ep ? this.stage(1, 4 * outSize) : o;
+            const g = { ptr: args[body0.arg]! + 4 * body0.index.offset, rs, cs };
+            be.gemm.gemmPtr(1, C, R, { ptr: ones, rs: R, cs: 1 }, g, acc, C, be.threads);
+            if (ep && epKernel) runEpilogue(ep, epKernel, args, acc, o);
+          };
+          return {
+            path: "gemm",
+            ranOn: "wasm:gemm",
+            reusesOutput: true,
+            run: viaStaging(exec),
+            runPtr: viaPtrs(exec),
+          };
+        }
+      }
       const reads: Read[] = [];
       const body = convert(red.body, reads, (a) => [...a.out, axis.coeff(a)]);
       const rk = be.reduction(body, reads.length, red.op as ReduceKind);
-      const ep = isAcc(kernel.expr) ? null : epilogue();
-      const epKernel = ep ? be.elementwise(ep.expr, ep.reads.length) : null;
       const space = [...outShape, axis.size];
       const exec = (args: readonly number[], o: number): void => {
         const acc = ep ? this.stage(1, 4 * outSize) : o;

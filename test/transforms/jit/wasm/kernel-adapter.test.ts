@@ -224,4 +224,65 @@ describe("WasmKernelBackend: the jit's kernel IR on the wasm backend", () => {
     expect(() => backend.compile(k("sin"))).toThrow(/sin is not supported/);
     expect(backend.compile(k("tanh")).run([new Float32Array([0, 1, -1, 2])])[1]).toBeCloseTo(Math.tanh(1), 6);
   });
+
+  it("column sums (Σ_r G[r, c], strided rows, optional epilogue) run on the GEMM within γ_R·Σ|g|, via run and runPtr", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 8, max: 300 }),
+        fc.integer({ min: 8, max: 40 }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.integer({ min: 1, max: 2 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 1000 }),
+        (R, C, pad, cs, offset, withEpilogue, seed) => {
+          const rs = C * cs + pad; // a sub-matrix of a wider one
+          const size = offset + (R - 1) * rs + (C - 1) * cs + 1;
+          const g = data(size, seed);
+          const bias = data(C, seed + 1);
+          const kernel: AffineKernel = {
+            argSizes: [size, C],
+            outShape: [C],
+            outDType: "float32",
+            reduction: { op: "sum", shape: [R], body: load(0, offset, [cs], [rs]) },
+            // The bias gradient's update: b - 0.5·Σ g.
+            expr: withEpilogue
+              ? bin("sub", load(1, 0, [1]), bin("mul", { op: "const", value: 0.5 }, ACC))
+              : ACC,
+          };
+          const compiled = backend.compile(kernel);
+          expect(compiled.path).toBe("gemm");
+          const viaRun = compiled.run([g, bias]);
+          // runPtr on buffers placed in the heap by hand.
+          const heap = backend.backend.heap;
+          const pg = heap.alloc(4 * size);
+          const pb = heap.alloc(4 * C);
+          const po = heap.alloc(4 * C);
+          heap.f32().set(g, pg / 4);
+          heap.f32().set(bias, pb / 4);
+          compiled.runPtr([pg, pb], po);
+          const viaPtr = heap.f32().slice(po / 4, po / 4 + C);
+          for (const p of [pg, pb, po]) heap.free(p);
+          expect(Array.from(viaPtr)).toEqual(Array.from(viaRun));
+          const u = 2 ** -24;
+          const gamma = ((R + 2) * u) / (1 - (R + 2) * u);
+          for (let c = 0; c < C; c++) {
+            let s = 0;
+            let mag = 0;
+            for (let r = 0; r < R; r++) {
+              const v = g[offset + r * rs + c * cs]!;
+              s += v;
+              mag += Math.abs(v);
+            }
+            const want = withEpilogue ? bias[c]! - 0.5 * s : s;
+            const tol = withEpilogue
+              ? 0.5 * gamma * mag + 2 * u * (Math.abs(bias[c]!) + 0.5 * mag)
+              : gamma * mag;
+            expect(Math.abs(viaRun[c]! - want)).toBeLessThanOrEqual(tol);
+          }
+        },
+      ),
+      { numRuns: 40, seed: 4242 },
+    );
+  });
 });

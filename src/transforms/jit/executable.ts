@@ -15,7 +15,7 @@
  * given output.
  */
 import { allocate } from "../../core/dtype.js";
-import { type Atom, type ClosedJaxpr, Lit, type Var, evalJaxpr } from "../../core/jaxpr.js";
+import { type Atom, type ClosedJaxpr, type JaxprEqn, Lit, type Var, evalJaxpr } from "../../core/jaxpr.js";
 import { Tensor, avalToString } from "../../core/tensor.js";
 import {
   type BackendOption,
@@ -30,7 +30,7 @@ import { type PlanStep, groupKernels } from "./fusion.js";
 import { RenderDeclined, renderGpuJs } from "./gpujs-render.js";
 import { coalesce } from "./kernel-ir.js";
 import { optimize } from "./passes.js";
-import { residentMemory } from "./resident.js";
+import { type ResidentMemory, residentMemory } from "./resident.js";
 
 /** What `jitted.lower(...)` reports about one kernel. */
 export interface KernelReport {
@@ -278,127 +278,163 @@ const sizeOf = (v: Var): number => v.aval.shape.reduce((p, d) => p * d, 1);
 
 /** Runs a plan resident in `mem` (see the module comment). */
 function runResident(plan: Compiled, mem: DeviceMemory, args: readonly Tensor[]): Tensor[] {
-  const res = residentMemory(mem);
-  const j = plan.optimized.jaxpr;
+  return new ResidentRun(plan, mem).run(args);
+}
+
+/**
+ * One resident call. A class rather than closures: a call creates no functions (closure creation
+ * is measurable at this call rate, notably under tsx, which wraps each one).
+ */
+class ResidentRun {
+  private readonly res: ResidentMemory;
   /** JS-side values: program inputs, escape results, heap values an escape needed as Tensors. */
-  const values = new Map<Var, Tensor>();
+  private readonly values = new Map<Var, Tensor>();
   /** Heap offsets of float32 copies of values. */
-  const ptrs = new Map<Var, number>();
+  private readonly ptrs = new Map<Var, number>();
   /** Values whose block this call allocated (freed at the last use, or at the end). */
-  const owned = new Set<Var>();
-  j.constBinders.forEach((v, i) => values.set(v, plan.optimized.consts[i]!));
-  j.inBinders.forEach((v, i) => values.set(v, args[i]!));
-  const alloc = (v: Var): number => {
-    const p = mem.alloc(4 * sizeOf(v));
-    ptrs.set(v, p);
-    owned.add(v);
+  private readonly owned = new Set<Var>();
+  /** Blocks of literals copied for one escape step. */
+  private readonly temps: number[] = [];
+
+  constructor(
+    private readonly plan: Compiled,
+    private readonly mem: DeviceMemory,
+  ) {
+    this.res = residentMemory(mem);
+  }
+
+  run(args: readonly Tensor[]): Tensor[] {
+    const { plan, mem, res, values, ptrs, owned } = this;
+    const j = plan.optimized.jaxpr;
+    for (let i = 0; i < j.constBinders.length; i++) values.set(j.constBinders[i]!, plan.optimized.consts[i]!);
+    for (let i = 0; i < j.inBinders.length; i++) values.set(j.inBinders[i]!, args[i]!);
+    res.enter();
+    try {
+      for (let k = 0; k < plan.steps.length; k++) {
+        const step = plan.steps[k]!;
+        if (step.kind === "kernel") this.kernel(plan.kernels[k]!, step.inputs, step.output);
+        else this.escape(plan.escapes[k] ?? null, step.eqn);
+        for (const v of plan.releaseAfter[k]!) {
+          if (owned.delete(v)) mem.free(ptrs.get(v)!);
+          ptrs.delete(v);
+          values.delete(v);
+        }
+      }
+      const results = new Map<Var, Tensor>();
+      const outs: Tensor[] = [];
+      for (const a of j.outs) {
+        if (a instanceof Lit) {
+          outs.push(a.value);
+          continue;
+        }
+        let t = results.get(a) ?? values.get(a);
+        if (t === undefined) {
+          const { shape, dtype, weakType } = a.aval;
+          // A float32 block of this call becomes the result's own buffer where the memory allows.
+          const view = dtype === "float32" && owned.has(a) ? res.view(ptrs.get(a)!, sizeOf(a)) : null;
+          if (view) owned.delete(a);
+          t = view ? Tensor._fromBuffer(shape, dtype, view, weakType) : this.asTensor(a);
+        }
+        results.set(a, t);
+        outs.push(t);
+      }
+      return outs;
+    } finally {
+      // Blocks not handed to result views (outputs copied out, values nobody read, or everything
+      // after an error).
+      for (const v of owned) mem.free(ptrs.get(v)!);
+      for (const p of this.temps) mem.free(p);
+      res.exit();
+    }
+  }
+
+  private alloc(v: Var): number {
+    const p = this.mem.alloc(4 * sizeOf(v));
+    this.ptrs.set(v, p);
+    this.owned.add(v);
     return p;
-  };
-  const inHeap = (v: Var): number => {
-    const have = ptrs.get(v);
+  }
+
+  /** The heap offset of a value, copying it in (once per call, or cached for program inputs). */
+  private inHeap(v: Var): number {
+    const have = this.ptrs.get(v);
     if (have !== undefined) return have;
-    const buf = values.get(v)!._buf!;
-    const constant = plan.constInputs.has(v);
-    if (constant || plan.programInputs.has(v)) {
-      const p = res.placeInput(buf, constant);
+    const buf = this.values.get(v)!._buf!;
+    const constant = this.plan.constInputs.has(v);
+    if (constant || this.plan.programInputs.has(v)) {
+      const p = this.res.placeInput(buf, constant);
       if (p >= 0) {
-        ptrs.set(v, p);
+        this.ptrs.set(v, p);
         return p;
       }
     }
-    const p = alloc(v);
-    res.write(p, buf);
+    const p = this.alloc(v);
+    this.res.write(p, buf);
     return p;
-  };
+  }
+
+  /** An escape input's offset; a literal goes through the input cache (it lives with the jaxpr). */
+  private atomInHeap(a: Atom): number {
+    if (!(a instanceof Lit)) return this.inHeap(a);
+    const buf = a.value._buf!;
+    let p = this.res.placeInput(buf, true);
+    if (p < 0) {
+      p = this.mem.alloc(4 * buf.length);
+      this.temps.push(p);
+      this.res.write(p, buf);
+    }
+    return p;
+  }
+
   /** A JS-side Tensor of a value (a copy out of the heap, converted to its dtype). */
-  const asTensor = (a: Atom): Tensor => {
+  private asTensor(a: Atom): Tensor {
     if (a instanceof Lit) return a.value;
-    let t = values.get(a);
+    let t = this.values.get(a);
     if (t === undefined) {
       const { shape, dtype, weakType } = a.aval;
-      t = Tensor._fromBuffer(shape, dtype, res.read(ptrs.get(a)!, sizeOf(a), dtype), weakType);
-      values.set(a, t);
+      t = Tensor._fromBuffer(shape, dtype, this.res.read(this.ptrs.get(a)!, sizeOf(a), dtype), weakType);
+      this.values.set(a, t);
     }
     return t;
-  };
-  const temps: number[] = [];
-  /** An escape input's offset; a literal goes through the input cache (it lives with the jaxpr). */
-  const atomInHeap = (a: Atom): number => {
-    if (!(a instanceof Lit)) return inHeap(a);
-    const buf = a.value._buf!;
-    let p = res.placeInput(buf, true);
-    if (p < 0) {
-      p = mem.alloc(4 * buf.length);
-      temps.push(p);
-      res.write(p, buf);
-    }
-    return p;
-  };
-  const runKernel = (compiled: CompiledKernel, inputs: readonly Var[], output: Var): void => {
-    const ins = inputs.map(inHeap);
-    const o = alloc(output);
+  }
+
+  private kernel(compiled: CompiledKernel, inputs: readonly Var[], output: Var): void {
+    const ins: number[] = [];
+    for (const v of inputs) ins.push(this.inHeap(v));
+    const o = this.alloc(output);
     if (compiled.runPtr) {
       compiled.runPtr(ins, o);
       return;
     }
     // A fallback kernel works on JS arrays: copies in and out.
-    const f32 = mem.f32();
+    const f32 = this.mem.f32();
     const arrays = inputs.map((v, i) => f32.slice(ins[i]! / 4, ins[i]! / 4 + sizeOf(v)));
-    mem.f32().set(compiled.run(arrays), o / 4);
-  };
+    this.mem.f32().set(compiled.run(arrays), o / 4);
+  }
 
-  res.enter();
-  try {
-    plan.steps.forEach((step, k) => {
-      if (step.kind === "kernel") runKernel(plan.kernels[k]!, step.inputs, step.output);
-      else {
-        const native = plan.escapes[k];
-        const { eqn } = step;
-        if (native?.runPtr) {
-          const ins = eqn.inputs.map(atomInHeap);
-          native.runPtr(ins, eqn.outBinders.map(alloc));
-          for (const p of temps.splice(0)) mem.free(p);
-        } else {
-          const ins = eqn.inputs.map(asTensor);
-          const outs = native
-            ? native.run(ins)
-            : eqn.prim.impl(
-                ins,
-                eqn.params,
-                eqn.prim.abstractEval(
-                  ins.map((t) => t.aval),
-                  eqn.params,
-                ),
-              );
-          eqn.outBinders.forEach((v, i) => values.set(v, outs[i]!));
-        }
-      }
-      for (const v of plan.releaseAfter[k]!) {
-        if (owned.delete(v)) mem.free(ptrs.get(v)!);
-        ptrs.delete(v);
-        values.delete(v);
-      }
-    });
-    const results = new Map<Var, Tensor>();
-    return j.outs.map((a) => {
-      if (a instanceof Lit) return a.value;
-      let t = results.get(a) ?? values.get(a);
-      if (t === undefined) {
-        const { shape, dtype, weakType } = a.aval;
-        // A float32 block of this call becomes the result's own buffer where the memory allows.
-        const view = dtype === "float32" && owned.has(a) ? res.view(ptrs.get(a)!, sizeOf(a)) : null;
-        if (view) owned.delete(a);
-        t = view ? Tensor._fromBuffer(shape, dtype, view, weakType) : asTensor(a);
-      }
-      results.set(a, t);
-      return t;
-    });
-  } finally {
-    // Blocks not handed to result views (outputs copied out, values nobody read, or everything
-    // after an error).
-    for (const v of owned) mem.free(ptrs.get(v)!);
-    for (const p of temps) mem.free(p);
-    res.exit();
+  private escape(native: CompiledEscape | null, eqn: JaxprEqn): void {
+    if (native?.runPtr) {
+      const ins: number[] = [];
+      for (const a of eqn.inputs) ins.push(this.atomInHeap(a));
+      const outs: number[] = [];
+      for (const v of eqn.outBinders) outs.push(this.alloc(v));
+      native.runPtr(ins, outs);
+      for (const p of this.temps.splice(0)) this.mem.free(p);
+      return;
+    }
+    const ins: Tensor[] = [];
+    for (const a of eqn.inputs) ins.push(this.asTensor(a));
+    const outs = native
+      ? native.run(ins)
+      : eqn.prim.impl(
+          ins,
+          eqn.params,
+          eqn.prim.abstractEval(
+            ins.map((t) => t.aval),
+            eqn.params,
+          ),
+        );
+    for (let i = 0; i < eqn.outBinders.length; i++) this.values.set(eqn.outBinders[i]!, outs[i]!);
   }
 }
 

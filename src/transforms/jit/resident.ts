@@ -37,6 +37,8 @@ interface CacheEntry {
   readonly ptr: number;
   readonly bytes: number;
   readonly key: WeakRef<TypedArray>;
+  /** The run that used it last (least recently used entries are evicted first). */
+  used: number;
   freed: boolean;
 }
 
@@ -69,8 +71,9 @@ export class ResidentMemory {
   private readonly cache = new WeakMap<TypedArray, CacheEntry>();
   /** Arguments seen once and not cached yet. */
   private readonly seen = new WeakSet<TypedArray>();
-  /** Cache entries, least recently used first (a Set keeps insertion order). */
-  private readonly lru = new Set<CacheEntry>();
+  /** Cache entries (not reordered on a hit: a Set's delete + add churn is slow in V8). */
+  private readonly entries = new Set<CacheEntry>();
+  private runs = 0;
   private cached = 0;
   private readonly cacheRegistry: FinalizationRegistry<CacheEntry> | null;
   private depth = 0;
@@ -94,7 +97,7 @@ export class ResidentMemory {
 
   /** Cached input copies. */
   get cacheCount(): number {
-    return this.lru.size;
+    return this.entries.size;
   }
 
   /** Bytes of cached input copies. */
@@ -109,13 +112,14 @@ export class ResidentMemory {
 
   /** Marks the start of a program run (runs may nest when an escape calls another program). */
   enter(): void {
-    this.depth++;
+    if (this.depth++ === 0) this.runs++;
   }
 
   /** Marks the end of a run; the outermost one trims the input cache to its bound. */
   exit(): void {
-    if (--this.depth > 0) return;
-    for (const e of this.lru) {
+    if (--this.depth > 0 || this.cached <= this.inputCacheBytes) return;
+    const byAge = [...this.entries].sort((a, b) => a.used - b.used);
+    for (const e of byAge) {
       if (this.cached <= this.inputCacheBytes) break;
       this.evict(e);
     }
@@ -139,8 +143,7 @@ export class ResidentMemory {
     if (here >= 0) return here;
     const hit = this.cache.get(buf);
     if (hit !== undefined) {
-      this.lru.delete(hit);
-      this.lru.add(hit);
+      hit.used = this.runs;
       return hit.ptr;
     }
     const bytes = 4 * buf.length;
@@ -152,9 +155,9 @@ export class ResidentMemory {
     this.seen.delete(buf);
     const ptr = this.memory.alloc(bytes);
     this.write(ptr, buf);
-    const entry: CacheEntry = { ptr, bytes, key: new WeakRef(buf), freed: false };
+    const entry: CacheEntry = { ptr, bytes, key: new WeakRef(buf), used: this.runs, freed: false };
     this.cache.set(buf, entry);
-    this.lru.add(entry);
+    this.entries.add(entry);
     this.cached += bytes;
     this.cacheRegistry?.register(buf, entry, entry);
     return ptr;
@@ -201,7 +204,7 @@ export class ResidentMemory {
   private evict(e: CacheEntry): void {
     if (e.freed) return;
     e.freed = true;
-    this.lru.delete(e);
+    this.entries.delete(e);
     this.cached -= e.bytes;
     this.cacheRegistry?.unregister(e);
     const key = e.key.deref();

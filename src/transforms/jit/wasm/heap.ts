@@ -37,8 +37,19 @@ export class WasmHeap {
   readonly maxPages: number;
   /** Free blocks [offset, size], sorted by offset, never adjacent (coalesced). */
   private readonly freeList: [number, number][] = [];
-  private readonly sizes = new Map<number, number>();
+  /**
+   * Block sizes by `offset / ALIGN` (a sparse array): a Map here made alternating alloc/free of
+   * one block cost microseconds once it held thousands of live blocks (V8 shrinks and regrows
+   * its table around the boundary).
+   */
+  private readonly sizes: number[] = [];
+  private live = 0;
   private top: number;
+  /**
+   * The memory's size as of the last growth or look: reading `memory.buffer` costs (a shared
+   * memory makes a new buffer object), and only this heap grows the memory.
+   */
+  private committed: number;
   private viewF32: Float32Array | undefined;
   private viewI32: Int32Array | undefined;
 
@@ -60,6 +71,7 @@ export class WasmHeap {
       descriptor.shared = true;
     } else descriptor.maximum = this.maxPages;
     this.memory = new WebAssembly.Memory(descriptor);
+    this.committed = this.memory.buffer.byteLength;
     this.top = roundUp(options.reserved ?? ALIGN, ALIGN);
   }
 
@@ -70,18 +82,24 @@ export class WasmHeap {
 
   /** Grows the memory (never shrinks) so that `[0, bytes)` is addressable. */
   ensure(bytes: number): void {
+    if (bytes <= this.committed) return;
     const have = this.memory.buffer.byteLength;
+    this.committed = have;
     if (bytes <= have) return;
     const pages = Math.ceil((bytes - have) / PAGE);
     if (have / PAGE + pages > this.maxPages) {
       throw new ConfigError(`needs ${bytes} bytes, above the maximum of ${this.maxPages} pages`, "WasmHeap");
     }
     this.memory.grow(pages);
+    this.committed = this.memory.buffer.byteLength;
   }
 
   /** A Float32Array over the whole memory (refreshed after growth). */
   f32(): Float32Array {
+    // Still the whole memory (a detached view has length 0): no need to look at memory.buffer.
+    if (this.viewF32 !== undefined && this.viewF32.length * 4 === this.committed) return this.viewF32;
     const buf = this.memory.buffer;
+    this.committed = buf.byteLength;
     if (this.viewF32?.buffer !== buf || this.viewF32.length * 4 !== buf.byteLength) {
       this.viewF32 = new Float32Array(buf);
     }
@@ -90,7 +108,9 @@ export class WasmHeap {
 
   /** An Int32Array over the whole memory (refreshed after growth). */
   i32(): Int32Array {
+    if (this.viewI32 !== undefined && this.viewI32.length * 4 === this.committed) return this.viewI32;
     const buf = this.memory.buffer;
+    this.committed = buf.byteLength;
     if (this.viewI32?.buffer !== buf || this.viewI32.length * 4 !== buf.byteLength) {
       this.viewI32 = new Int32Array(buf);
     }
@@ -110,22 +130,25 @@ export class WasmHeap {
           block[0] += size;
           block[1] -= size;
         }
-        this.sizes.set(ptr, size);
+        this.sizes[ptr / ALIGN] = size;
+        this.live += size;
         return ptr;
       }
     }
     const ptr = this.top;
     this.ensure(ptr + size);
     this.top = ptr + size;
-    this.sizes.set(ptr, size);
+    this.sizes[ptr / ALIGN] = size;
+    this.live += size;
     return ptr;
   }
 
   /** Returns a block from {@link WasmHeap.alloc} to the free list. */
   free(ptr: number): void {
-    const size = this.sizes.get(ptr);
+    const size = ptr % ALIGN === 0 ? this.sizes[ptr / ALIGN] : undefined;
     if (size === undefined) throw new ConfigError(`offset ${ptr} was not allocated`, "WasmHeap.free");
-    this.sizes.delete(ptr);
+    delete this.sizes[ptr / ALIGN];
+    this.live -= size;
     let i = 0;
     while (i < this.freeList.length && this.freeList[i]![0] < ptr) i++;
     this.freeList.splice(i, 0, [ptr, size]);
@@ -151,9 +174,7 @@ export class WasmHeap {
 
   /** Bytes handed out and not freed. */
   get liveBytes(): number {
-    let s = 0;
-    for (const v of this.sizes.values()) s += v;
-    return s;
+    return this.live;
   }
 }
 

@@ -11,7 +11,8 @@
  *   heap. Its block belongs to that view object (not to a Tensor: reshape shares one buffer
  *   between tensors) until a FinalizationRegistry on the view frees it. Such a view passed back as
  *   an input is used in place. Finalizers run only between tasks, so the bytes held by live views
- *   are capped; above the cap results are copied out.
+ *   are capped, and so are those made within one synchronous job (a loop of calls); beyond
+ *   either, results are copied out.
  *
  * Only the view object keeps its block alive: a typed array built over a result's buffer
  * (`subarray`, `new Float32Array(buf.buffer, ...)`) does not, and may see the block reused once
@@ -25,6 +26,13 @@ import type { DeviceMemory } from "./backend.js";
 
 /** Default {@link DeviceMemory.resultViewBytes}. */
 export const DEFAULT_RESULT_VIEW_BYTES = 64 * 2 ** 20;
+/**
+ * The most bytes of result views made within one synchronous job. Views made in a synchronous
+ * loop cannot be freed before it ends, so each lands on fresh memory (page faults, which cost
+ * more than copying the result out into memory V8 recycles); past this budget such a loop gets
+ * copies. A queued microtask resets it when the job ends.
+ */
+export const JOB_VIEW_BYTES = 16 * 2 ** 20;
 /**
  * The most live result views at once: a view and its finalization record cost JS memory too
  * (a few hundred bytes), which the byte cap does not see for tiny results such as a loss.
@@ -77,6 +85,8 @@ export class ResidentMemory {
   private cached = 0;
   private readonly cacheRegistry: FinalizationRegistry<CacheEntry> | null;
   private depth = 0;
+  private jobBytes = 0;
+  private jobPending = false;
 
   constructor(readonly memory: DeviceMemory) {
     this.resultViewBytes = memory.resultViewBytes ?? DEFAULT_RESULT_VIEW_BYTES;
@@ -180,12 +190,22 @@ export class ResidentMemory {
   /**
    * A Float32Array view of the `n` values at block `ptr`, which from now on belongs to the view
    * (freed when it is garbage-collected); null when the memory is not shared, finalizers are
-   * missing or the cap on bytes held by views would be exceeded: copy the result out then.
+   * missing, the cap on bytes held by views would be exceeded or this synchronous job has made
+   * {@link JOB_VIEW_BYTES} of views already: copy the result out then.
    */
   view(ptr: number, n: number): Float32Array | null {
     const bytes = 4 * n;
     if (!this.memory.shared || this.viewRegistry === null || n === 0) return null;
     if (this.held + bytes > this.resultViewBytes || this.viewBlocks.size >= MAX_RESULT_VIEWS) return null;
+    if (this.jobBytes + bytes > JOB_VIEW_BYTES) return null;
+    this.jobBytes += bytes;
+    if (!this.jobPending) {
+      this.jobPending = true;
+      queueMicrotask(() => {
+        this.jobBytes = 0;
+        this.jobPending = false;
+      });
+    }
     const buffer = this.memory.f32().buffer;
     this.viewBuffers.add(buffer);
     const v = new Float32Array(buffer, ptr, n);

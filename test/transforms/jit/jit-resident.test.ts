@@ -26,7 +26,7 @@ import {
   resolveBackend,
 } from "../../../src/transforms/jit/backend.js";
 import { wasmJitBackend } from "../../../src/transforms/jit/wasm-backend.js";
-import { residentMemory } from "../../../src/transforms/jit/resident.js";
+import { JOB_VIEW_BYTES, residentMemory } from "../../../src/transforms/jit/resident.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -441,5 +441,18 @@ describe("jit resident on the wasm heap", () => {
     });
     expect(literalInputs).toBeGreaterThan(0); // the pad value
     inner.dispose();
+  });
+
+  it("a synchronous job gets at most JOB_VIEW_BYTES of views; the next job gets views again", async () => {
+    const option: BackendOption = { name: "wasm", threads: 1, resultViewBytes: 4 * JOB_VIEW_BYTES };
+    const f = jit((v: Tensor) => v.add(1), { backend: option });
+    const n = JOB_VIEW_BYTES / 4 / 4; // a quarter of the budget per result
+    const x = Tensor._fromBuffer([n], "float32", new Float32Array(n).fill(2));
+    await Promise.resolve(); // start from a fresh job
+    const first = Array.from({ length: 6 }, () => f(x));
+    expect(first.map(isHeapView)).toEqual([true, true, true, true, false, false]);
+    await Promise.resolve();
+    expect(isHeapView(f(x))).toBe(true);
+    for (const y of first) expect(y.data()[n - 1]).toBe(3);
   });
 });

@@ -48,7 +48,8 @@ export interface DeviceMemory {
   /**
    * The most bytes that live result views may hold (default 64 MiB; 0 copies every result out).
    * Their blocks are freed only when a view is garbage-collected, and finalizers run between
-   * tasks, so a synchronous loop reaches the cap and then copies as if there were no views.
+   * tasks, so a synchronous loop of calls gets views for its first 16 MiB of results only and
+   * copies after, as if there were no views.
    * The memory never shrinks: the cap is also how far views alone can make it grow.
    */
   readonly resultViewBytes?: number;

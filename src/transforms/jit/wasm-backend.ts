@@ -38,8 +38,14 @@ export interface WasmJitOptions {
   shared?: boolean;
   /**
    * The most bytes live result views may hold (default 64 MiB): a view's block is freed when the
-   * view is garbage-collected, which happens between tasks, so a synchronous loop of calls reaches
-   * the cap and then gets copies. 0 copies every result.
+   * view is garbage-collected, which happens between tasks, so a synchronous loop of calls gets
+   * views for its first 16 MiB of results (`JOB_VIEW_BYTES` in resident.ts) and copies after.
+   * 0 copies every result.
+   *
+   * @example
+   * ```ts
+   * jit(step, { backend: { name: "wasm", resultViewBytes: 0 } }); // results always copied out
+   * ```
    */
   resultViewBytes?: number;
   /** The most bytes of cached heap copies of JS-side inputs (default 128 MiB; 0 caches none). */
@@ -101,6 +107,8 @@ export function wasmJitBackend(
     if (v !== undefined && !(Number.isFinite(v) && v >= 0))
       throw new ConfigError(`${key} must be a non-negative number of bytes, got ${v}`, "wasm backend");
   }
+  if (opts.shared === false && opts.threads !== undefined && opts.threads > 1)
+    throw new ConfigError(`threads: ${opts.threads} needs a shared memory (shared: false)`, "wasm backend");
   const threads = opts.threads ?? (opts.shared === false ? 1 : defaultWasmThreads());
   const fallbackTo = opts.fallback ?? "gpu.js";
   let adapter: WasmKernelBackend | null = null;

@@ -13,6 +13,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { allocate } from "../../../src/core/dtype.js";
 import { Lit } from "../../../src/core/jaxpr.js";
+import { ConfigError } from "../../../src/core/errors.js";
 import { Tensor } from "../../../src/core/tensor.js";
 import { grad, nn, numpy as np } from "../../../src/index.js";
 import { arbTensorOfShape } from "../../../src/testing/arbitraries.js";
@@ -454,5 +455,11 @@ describe("jit resident on the wasm heap", () => {
     await Promise.resolve();
     expect(isHeapView(f(x))).toBe(true);
     for (const y of first) expect(y.data()[n - 1]).toBe(3);
+  });
+
+  it("rejects bad memory options with ConfigErrors naming them", () => {
+    expect(() => wasmJitBackend({ threads: 2, shared: false })).toThrow(ConfigError);
+    expect(() => wasmJitBackend({ resultViewBytes: -1 })).toThrow(/resultViewBytes/);
+    expect(() => wasmJitBackend({ inputCacheBytes: Number.NaN })).toThrow(/inputCacheBytes/);
   });
 });

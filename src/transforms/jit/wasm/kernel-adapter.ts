@@ -4,8 +4,8 @@
  *
  * - a reduction whose body is `load(A)·load(B)` with A independent of the last output axis and B
  *   of the one before (a matmul, batched over leading axes, any strides) runs on the GEMM;
- * - a sum of one load over the rows of a matrix (a column sum, strided in a row reduction) runs on
- *   the GEMM as ones[1, R]·G[R, C];
+ * - a reduction over the rows of a matrix (a column sum, strided in a row reduction) runs as a
+ *   column reduction, vectorised along the output (column-reduction.ts);
  * - any other reduction over one (coalescable) reduction axis runs as a fused row reduction;
  * - everything else runs as one fused elementwise loop;
  * - an epilogue other than `acc` itself runs as a second fused loop reading the accumulator.
@@ -23,6 +23,7 @@
  */
 import { ConfigError, ShapeError } from "../../../core/errors.js";
 import { WasmBackend } from "./backend.js";
+import { ColumnReduction } from "./column-reduction.js";
 import { type Expr, ew, type ReduceKind } from "./elementwise.js";
 
 /** `offset + Σ out[d]·o_d + Σ red[k]·r_k`. */
@@ -196,8 +197,6 @@ export class WasmKernelBackend {
   readonly name = "wasm";
   readonly backend: WasmBackend;
   private readonly staging: { ptr: number; bytes: number }[] = [];
-  /** A row of ones in the heap (the left operand of column sums on the GEMM). */
-  private ones = { ptr: -1, length: 0 };
 
   private readonly owned: boolean;
 
@@ -210,8 +209,6 @@ export class WasmKernelBackend {
   dispose(): void {
     for (const s of this.staging) if (s) this.backend.heap.free(s.ptr);
     this.staging.length = 0;
-    if (this.ones.ptr >= 0) this.backend.heap.free(this.ones.ptr);
-    this.ones = { ptr: -1, length: 0 };
     if (this.owned) this.backend.dispose();
   }
 
@@ -224,17 +221,6 @@ export class WasmKernelBackend {
     const next = { ptr: heap.alloc(Math.max(bytes, 64)), bytes: Math.max(bytes, 64) };
     this.staging[slot] = next;
     return next.ptr;
-  }
-
-  /** The offset of at least `n` ones. */
-  private onesRow(n: number): number {
-    if (this.ones.length >= n) return this.ones.ptr;
-    const heap = this.backend.heap;
-    if (this.ones.ptr >= 0) heap.free(this.ones.ptr);
-    const ptr = heap.alloc(4 * n);
-    heap.f32().fill(1, ptr / 4, ptr / 4 + n);
-    this.ones = { ptr, length: n };
-    return ptr;
   }
 
   compile(kernel: AffineKernel): WasmCompiledKernel {
@@ -381,30 +367,39 @@ export class WasmKernelBackend {
         throw new ConfigError("reductions over several non-contiguous axes are not supported", "wasm kernel");
       const ep = isAcc(kernel.expr) ? null : epilogue();
       const epKernel = ep ? be.elementwise(ep.expr, ep.reads.length) : null;
-      // A sum over the rows of a matrix, Σ_r G[r, c] (a bias gradient), reads each column with the
-      // row stride in a row reduction; as ones[1, R]·G[R, C] on the GEMM it streams G instead.
-      const body0 = red.body;
-      if (red.op === "sum" && body0.op === "load" && outShape.length === 1) {
-        const rs = axis.coeff(body0.index);
-        const cs = body0.index.out[0]!;
+      // A reduction over the rows of a matrix, ∘_r f(G[r, c], …) (a bias gradient), reads each
+      // column with the row stride in a row reduction; the column reduction walks down the rows
+      // with contiguous vectors of columns instead.
+      const bodyLoads = loads(red.body);
+      if (
+        outShape.length === 1 &&
+        outShape[0]! >= 4 &&
+        axis.size >= 4 &&
+        bodyLoads.every((l) => axis.coeff(l.index) !== 1) &&
+        bodyLoads.some((l) => l.index.out[0] !== 0)
+      ) {
+        const reads: Read[] = [];
+        const body = convert(red.body, reads, (a) => [axis.coeff(a), a.out[0]!]);
+        const col = new ColumnReduction(be.heap, body, reads.length, red.op as ReduceKind);
         const [C] = outShape as [number];
-        if (rs > 1 && cs >= 1 && C >= 8 && axis.size >= 8) {
-          const R = axis.size;
-          const exec = (args: readonly number[], o: number): void => {
-            const ones = this.onesRow(R);
-            const acc = ep ? this.stage(1, 4 * outSize) : o;
-            const g = { ptr: args[body0.arg]! + 4 * body0.index.offset, rs, cs };
-            be.gemm.gemmPtr(1, C, R, { ptr: ones, rs: R, cs: 1 }, g, acc, C, be.threads);
-            if (ep && epKernel) runEpilogue(ep, epKernel, args, acc, o);
-          };
-          return {
-            path: "gemm",
-            ranOn: "wasm:gemm",
-            reusesOutput: true,
-            run: viaStaging(exec),
-            runPtr: viaPtrs(exec),
-          };
-        }
+        const R = axis.size;
+        const exec = (args: readonly number[], o: number): void => {
+          const acc = ep ? this.stage(1, 4 * outSize) : o;
+          col.runPtr(
+            acc,
+            R,
+            C,
+            reads.map((r) => ({ ptr: args[r.arg]! + 4 * r.offset, rs: r.strides[0]!, cs: r.strides[1]! })),
+          );
+          if (ep && epKernel) runEpilogue(ep, epKernel, args, acc, o);
+        };
+        return {
+          path: "reduction",
+          ranOn: "wasm:column-reduction",
+          reusesOutput: true,
+          run: viaStaging(exec),
+          runPtr: viaPtrs(exec),
+        };
       }
       const reads: Read[] = [];
       const body = convert(red.body, reads, (a) => [...a.out, axis.coeff(a)]);

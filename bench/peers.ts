@@ -6,7 +6,9 @@
  * after warm-up; nothing is asserted (shared machines drift: read the ratios).
  *
  * Timing points: tsjax until its result Tensor exists (its data are computed synchronously),
- * jax-js until `blockUntilReady()`, tfjs until `dataSync()`.
+ * jax-js until `blockUntilReady()`, tfjs until `dataSync()`. In the elementwise rows each library
+ * releases its result as it would in a tight loop: jax-js `dispose()`, tfjs `dispose()` (tidy),
+ * tsjax `delete()` (JAX's `Array.delete`); tsjax is also timed leaving results to the GC.
  *
  * `npx tsx bench/peers.ts` prints the table alone; bench/run.ts prints it after its own rows.
  * `BENCH_QUICK=1` runs fewer repetitions and skips the slow jax-js CNN step.
@@ -127,7 +129,12 @@ async function benchTsjax(): Promise<Results> {
     "(x*a+b)*c": (v) => v.mul(1.5).add(0.25).mul(2),
     "tanh(x*a+b)*c": (v) => np.tanh(v.mul(1.5).add(0.25)).mul(2),
   };
-  for (const [name, f] of Object.entries(chains)) out[name] = time(jit(f).bind(null, v), QUICK ? 5 : 30, 5);
+  for (const [name, f] of Object.entries(chains)) {
+    const g = jit(f);
+    // As jax-js's loop disposes each result, delete() hands each result's memory back at once.
+    out[name] = time(() => g(v).delete(), QUICK ? 5 : 30, 5);
+    out[`${name} gc`] = time(() => g(v), QUICK ? 5 : 30, 5);
+  }
   const a10 = t([10], data(10, 12));
   const b10 = t([10], data(10, 13));
   const reps = 20000;
@@ -377,8 +384,19 @@ export function peerTable(): string[] {
     "≤ 2.05×",
   ]);
   vs("cnn step", "CNN step, B = 64 (BENCH.md), jitted", "≤ 250 ms");
-  vs("(x*a+b)*c", "(x*a+b)*c on 2^20, jit", "≤ 1.2×");
-  vs("tanh(x*a+b)*c", "tanh(x*a+b)*c on 2^20, jit", "≤ 0.5×");
+  vs("(x*a+b)*c", "(x*a+b)*c on 2^20, jit (results deleted / disposed)", "≤ 1.2×");
+  vs("tanh(x*a+b)*c", "tanh(x*a+b)*c on 2^20, jit (deleted / disposed)", "≤ 0.5×");
+  const gcRow = (key: string, label: string) =>
+    rows.push([
+      label,
+      f(get(ours, `${key} gc`), ms),
+      "",
+      "",
+      ratio(get(ours, `${key} gc`), get(jaxjs, key), "jax-js's time"),
+      "",
+    ]);
+  gcRow("(x*a+b)*c", "  tsjax leaving each result to the garbage collector");
+  gcRow("tanh(x*a+b)*c", "  tsjax leaving each result to the garbage collector");
   const us = (v: number) => `${(v * 1000).toFixed(2)} µs`;
   rows.push([
     "eager add of two 10-element tensors, per op",

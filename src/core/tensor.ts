@@ -34,6 +34,21 @@ let methods: TensorMethods | null = null;
 export function installTensorMethods(m: TensorMethods): void {
   methods = m;
 }
+/**
+ * What a memory that lends buffers to tensors (the jit's wasm heap) hears about them: `wrap` when
+ * a tensor is built over a buffer, `release` when such a tensor is deleted. Installed by that
+ * memory's module so that `tensor.ts` imports nothing from the transforms.
+ */
+export interface BufferHooks {
+  wrap(buf: TypedArray): void;
+  release(buf: TypedArray): void;
+}
+let bufferHooks: BufferHooks | null = null;
+/** @internal */
+export function installBufferHooks(h: BufferHooks): void {
+  bufferHooks = h;
+}
+
 function call(name: string, ...args: unknown[]): any {
   if (methods === null) throw new Error(`Tensor.${name}: numpy module not loaded`);
   return methods[name]!(...args);
@@ -54,13 +69,48 @@ type Operand = Tensor | number;
  */
 export class Tensor {
   /** @internal */ protected readonly _aval: ShapedArray | null;
-  /** @internal The backing store, row-major and contiguous. Never mutate it. */
-  readonly _buf: TypedArray | null;
+  /** @internal */ private _store: TypedArray | null;
+  /** @internal */ private _deleted = false;
 
   /** @internal Use `np.array` or `np.asarray` to build tensors. */
   constructor(aval: ShapedArray | null, buf: TypedArray | null) {
     this._aval = aval;
-    this._buf = buf;
+    this._store = buf;
+    if (buf !== null && bufferHooks !== null) bufferHooks.wrap(buf);
+  }
+
+  /** @internal The backing store, row-major and contiguous. Never mutate it. */
+  get _buf(): TypedArray | null {
+    if (this._deleted) throw new TraceError(`this ${avalToString(this.aval)} array has been deleted`, "Tensor");
+    return this._store;
+  }
+
+  /**
+   * Deletes the array's data, as `jax.Array.delete()`: any later use raises a TraceError. A `jit`
+   * result that lives in the wasm backend's memory hands that memory back at once (once every
+   * tensor sharing it is deleted) instead of when the garbage collector finds it, which lets a
+   * tight synchronous loop reuse it; for other arrays this only marks them deleted. Deleting twice
+   * is allowed.
+   *
+   * @example
+   * ```ts
+   * const y = f(x); // f = jit(...)
+   * use(y.data());
+   * y.delete();     // its memory is reused by the next call
+   * ```
+   */
+  delete(): void {
+    if (this._deleted) return;
+    const buf = this._store;
+    if (buf === null) throw new TraceError("a traced value cannot be deleted", "Tensor.delete");
+    this._deleted = true;
+    this._store = null;
+    bufferHooks?.release(buf);
+  }
+
+  /** Whether {@link Tensor.delete} was called, as `jax.Array.is_deleted()`. */
+  isDeleted(): boolean {
+    return this._deleted;
   }
 
   /** @internal Wraps a typed array without copying; the caller gives up the array. */

@@ -19,9 +19,14 @@
  * the original view is collected; `tensor.data()` copies. Posting a result's buffer to a worker
  * shares the whole memory rather than copying the values.
  *
+ * `tensor.delete()` (JAX's `Array.delete`) hands a view's block back at once, when every tensor
+ * built over that view object is deleted: tensors are counted through the core's buffer hooks.
+ * Until then (or without a delete) the finalizer frees it.
+ *
  * One `ResidentMemory` exists per memory object, shared by every program on that backend.
  */
 import { type DType, type TypedArray, allocate } from "../../core/dtype.js";
+import { installBufferHooks } from "../../core/tensor.js";
 import type { DeviceMemory } from "./backend.js";
 
 /** Default {@link DeviceMemory.resultViewBytes}. */
@@ -53,7 +58,29 @@ interface CacheEntry {
 interface HeldView {
   readonly ptr: number;
   readonly bytes: number;
+  readonly owner: ResidentMemory;
+  /** Tensors built over the view and not deleted. */
+  tensors: number;
+  /** The synchronous job that made it (its bytes count against that job's budget until freed). */
+  readonly job: number;
 }
+
+/** Every live result view, of every memory, for the tensor hooks. */
+const liveViews = new WeakMap<TypedArray, HeldView>();
+
+installBufferHooks({
+  wrap(buf) {
+    const h = liveViews.get(buf);
+    if (h !== undefined) h.tensors++;
+  },
+  release(buf) {
+    const h = liveViews.get(buf);
+    if (h !== undefined && --h.tensors === 0) {
+      liveViews.delete(buf);
+      h.owner.releaseDeleted(h);
+    }
+  },
+});
 
 const hasFinalizers = typeof FinalizationRegistry !== "undefined" && typeof WeakRef !== "undefined";
 
@@ -87,6 +114,7 @@ export class ResidentMemory {
   private depth = 0;
   private jobBytes = 0;
   private jobPending = false;
+  private job = 0;
 
   constructor(readonly memory: DeviceMemory) {
     this.resultViewBytes = memory.resultViewBytes ?? DEFAULT_RESULT_VIEW_BYTES;
@@ -204,6 +232,7 @@ export class ResidentMemory {
       queueMicrotask(() => {
         this.jobBytes = 0;
         this.jobPending = false;
+        this.job++;
       });
     }
     const buffer = this.memory.f32().buffer;
@@ -211,7 +240,9 @@ export class ResidentMemory {
     const v = new Float32Array(buffer, ptr, n);
     this.viewBlocks.set(ptr, bytes);
     this.held += bytes;
-    this.viewRegistry.register(v, { ptr, bytes });
+    const held: HeldView = { ptr, bytes, owner: this, tensors: 0, job: this.job };
+    liveViews.set(v, held);
+    this.viewRegistry.register(v, held, held);
     return v;
   }
 
@@ -219,6 +250,13 @@ export class ResidentMemory {
     this.viewBlocks.delete(h.ptr);
     this.held -= h.bytes;
     this.memory.free(h.ptr);
+  }
+
+  /** A view whose every tensor was deleted: its block is free now, not at finalization. */
+  releaseDeleted(h: HeldView): void {
+    this.viewRegistry?.unregister(h);
+    if (h.job === this.job && this.jobPending) this.jobBytes -= h.bytes;
+    this.releaseView(h);
   }
 
   private evict(e: CacheEntry): void {

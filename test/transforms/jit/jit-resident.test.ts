@@ -457,6 +457,56 @@ describe("jit resident on the wasm heap", () => {
     for (const y of first) expect(y.data()[n - 1]).toBe(3);
   });
 
+  it("delete() hands a result view's block back at once, once every tensor over it is deleted", async () => {
+    const option: BackendOption = { name: "wasm", threads: 1 };
+    const state = stateOf(option);
+    const f = jit((v: Tensor) => v.mul(2).add(1), { backend: option });
+    const n = 65536;
+    const x = f32([n], 1);
+    const want = bits(f(x));
+    await Promise.resolve(); // a fresh job
+    const held0 = state.heldBytes;
+    const y = f(x);
+    expect(isHeapView(y)).toBe(true);
+    const offset = y._buf!.byteOffset;
+    expect(state.heldBytes).toBe(held0 + 4 * n);
+    y.delete();
+    expect(y.isDeleted()).toBe(true);
+    expect(state.heldBytes).toBe(held0);
+    // The next result reuses the block (first fit), and many delete()d results stay within one
+    // job's budget: each keeps getting a view.
+    for (let i = 0; i < (2 * JOB_VIEW_BYTES) / (4 * n); i++) {
+      const z = f(x);
+      expect(isHeapView(z)).toBe(true);
+      expect(z._buf!.byteOffset).toBe(offset);
+      if (i % 32 === 0) expect(bits(z)).toEqual(want);
+      z.delete();
+    }
+    // A reshape shares the view: the block lives until both are deleted.
+    const a = f(x);
+    const b = a.reshape([256, 256]);
+    a.delete();
+    expect(state.heldBytes).toBe(held0 + 4 * n);
+    const other = f(x.add(1)); // another result must not land on b's block
+    expect(other._buf!.byteOffset).not.toBe(b._buf!.byteOffset);
+    expect(bits(b)).toEqual(want);
+    b.delete();
+    expect(state.heldBytes).toBe(held0 + 4 * n); // only `other` is held now
+  });
+
+  it("a deleted tensor raises a TraceError wherever it is used", () => {
+    const y = jit((v: Tensor) => v.add(1), { backend: { name: "wasm", threads: 1 } })(f32([8], 2));
+    y.delete();
+    y.delete(); // twice is fine
+    expect(() => y.data()).toThrow(/has been deleted/);
+    expect(() => np.add(y, 1)).toThrow(/has been deleted/);
+    expect(() => jit((v: Tensor) => v.mul(3))(y)).toThrow(/has been deleted/);
+    const plain = f32([3], 3);
+    plain.delete();
+    expect(() => plain.toArray()).toThrow(/has been deleted/);
+    expect(() => grad((v: Tensor) => v.sum())(plain)).toThrow(/has been deleted/);
+  });
+
   it("rejects bad memory options with ConfigErrors naming them", () => {
     expect(() => wasmJitBackend({ threads: 2, shared: false })).toThrow(ConfigError);
     expect(() => wasmJitBackend({ resultViewBytes: -1 })).toThrow(/resultViewBytes/);

@@ -482,7 +482,8 @@ describe("convolutions on wasm:conv, every reading", () => {
           expectConvWithin(viaPtr(backend, esc!, [l, r], want.shape), want, abs, terms);
         }
       }),
-      { numRuns: 80 },
+      // Seeded: the coverage counts below depend on the draws (about 1 case in 8 is input-dilated).
+      { numRuns: 80, seed: 20261201 },
     );
     expect([...seen].sort()).toEqual(["forward", "inputGrad", "kernelGrad"]);
     expect(dilatedLhs).toBeGreaterThan(3); // strided convolutions' input gradients

@@ -54,7 +54,7 @@ export class WasmBackend {
     this.heap = new WasmHeap({ ...options, shared: options.shared ?? (threads > 1 || undefined) });
     this.gemm = new WasmGemm(this.heap, options.shape ?? DEFAULT_SHAPE, options.blocks ?? DEFAULT_BLOCKS);
     this.threads = threads;
-    if (threads > 1) this.gemm.pool = GemmWorkerPool.start(this.heap, this.gemm.bytes, threads - 1);
+    if (threads > 1) this.gemm.pool = GemmWorkerPool.start(this.heap, this.gemm.module, threads - 1);
   }
 
   /** C[M,N] = op(A)·op(B) (see {@link WasmGemm.matmul}); uses the backend's threads by default. */

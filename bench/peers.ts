@@ -6,9 +6,9 @@
  * after warm-up; nothing is asserted (shared machines drift: read the ratios).
  *
  * Timing points: tsjax until its result Tensor exists (its data are computed synchronously),
- * jax-js until `blockUntilReady()`, tfjs until `dataSync()`. In the elementwise rows each library
- * releases its result as it would in a tight loop: jax-js `dispose()`, tfjs `dispose()` (tidy),
- * tsjax `delete()` (JAX's `Array.delete`); tsjax is also timed leaving results to the GC.
+ * jax-js until `blockUntilReady()`, tfjs until `dataSync()`. Each library releases its results as
+ * it would in a tight loop: jax-js `dispose()`, tfjs `dispose()` (tidy), tsjax `delete()` (JAX's
+ * `Array.delete`); for the elementwise chains tsjax is also timed leaving results to the GC.
  *
  * `npx tsx bench/peers.ts` prints the table alone; bench/run.ts prints it after its own rows.
  * `BENCH_QUICK=1` runs fewer repetitions and skips the slow jax-js CNN step.
@@ -51,7 +51,7 @@ async function benchTsjax(): Promise<Results> {
     const b = t([n, n], data(n * n, 2));
     for (const threads of [1, 2]) {
       const mm = jit((p: T, q: T) => np.matmul(p, q), { backend: { name: "wasm", threads } });
-      out[`matmul ${n} ${threads}T`] = time(() => mm(a, b), QUICK ? 3 : n >= 1024 ? 5 : 9, 2);
+      out[`matmul ${n} ${threads}T`] = time(() => mm(a, b).delete(), QUICK ? 3 : n >= 1024 ? 5 : 9, 2);
     }
   }
   const sgdUpdate = <P extends Record<string, T>>(p: P, g: P): P => {
@@ -78,13 +78,17 @@ async function benchTsjax(): Promise<Results> {
     return np.mean(np.sum(nn.oneHot(y, 10).mul(nn.logSoftmax(logits)), -1)).neg();
   };
   const sgd = jit((p: M, x: T, y: T) => sgdUpdate(p, grad(mlpLoss)(p, x, y) as M));
-  out["mlp sgd"] = time(() => sgd(mp, x, y), QUICK ? 5 : 15, 3);
+  // Results are deleted as jax-js's loop disposes them (tsjax's memory would come back at GC).
+  const drop = (r: Record<string, T>) => {
+    for (const v of Object.values(r)) v.delete();
+  };
+  out["mlp sgd"] = time(() => drop(sgd(mp, x, y)), QUICK ? 5 : 15, 3);
   const samGrad = optim.sam(mlpLoss, { rho: 0.05 });
   const sam = jit((p: M, x: T, y: T) => sgdUpdate(p, samGrad(p, x, y) as M));
   const t0 = performance.now();
   sam(mp, x, y);
   const firstSam = performance.now() - t0;
-  out["mlp sam"] = time(() => sam(mp, x, y), QUICK ? 5 : 15, 2);
+  out["mlp sam"] = time(() => drop(sam(mp, x, y)), QUICK ? 5 : 15, 2);
   // Compile time: the first call (trace, passes, fusion, kernel generation, one run) minus a run.
   out["sam compile"] = firstSam - out["mlp sam"];
   // CNN (BENCH.md): B = 64, 28×28×1, conv3×3 1→32, ReLU, conv3×3 32→64, ReLU, maxpool 2, dense → 10.
@@ -123,7 +127,7 @@ async function benchTsjax(): Promise<Results> {
     return np.mean(np.sum(nn.oneHot(y, 10).mul(nn.logSoftmax(logits)), -1)).neg();
   };
   const cnn = jit((p: C, x: T, y: T) => sgdUpdate(p, grad(cnnLoss)(p, x, y) as C));
-  out["cnn step"] = time(() => cnn(cp, cx, cy), QUICK ? 1 : 3, 1);
+  out["cnn step"] = time(() => drop(cnn(cp, cx, cy)), QUICK ? 1 : 3, 1);
   const v = t([N_EW], data(N_EW, 11));
   const chains: Record<string, (v: T) => T> = {
     "(x*a+b)*c": (v) => v.mul(1.5).add(0.25).mul(2),

@@ -35,6 +35,14 @@ function data(n: number, seed: number): Float32Array {
   return out;
 }
 
+/**
+ * Matmul repetitions, and warm-up calls: V8 first runs new WebAssembly code from its baseline
+ * compiler and swaps in optimised code compiled in the background, which for a GEMM called a few
+ * times takes several calls (every library here runs wasm: they all get the same warm-up).
+ */
+const MM_REPS = (n: number) => (QUICK ? 3 : n >= 1024 ? 5 : 9);
+const MM_WARMUP = QUICK ? 2 : 10;
+
 const B = 128;
 const CNN_B = 64;
 const scaled = (n: number, seed: number, scale: number) => data(n, seed).map((v) => v * scale);
@@ -51,7 +59,7 @@ async function benchTsjax(): Promise<Results> {
     const b = t([n, n], data(n * n, 2));
     for (const threads of [1, 2]) {
       const mm = jit((p: T, q: T) => np.matmul(p, q), { backend: { name: "wasm", threads } });
-      out[`matmul ${n} ${threads}T`] = time(() => mm(a, b).delete(), QUICK ? 3 : n >= 1024 ? 5 : 9, 2);
+      out[`matmul ${n} ${threads}T`] = time(() => mm(a, b).delete(), MM_REPS(n), MM_WARMUP);
     }
   }
   const sgdUpdate = <P extends Record<string, T>>(p: P, g: P): P => {
@@ -170,8 +178,8 @@ async function benchJax(): Promise<Results> {
         await c.blockUntilReady();
         c.dispose();
       },
-      QUICK ? 3 : n >= 1024 ? 5 : 9,
-      2,
+      MM_REPS(n),
+      MM_WARMUP,
     );
     a.dispose();
     b.dispose();
@@ -296,8 +304,8 @@ async function benchTfjs(): Promise<Results> {
         c.dataSync();
         c.dispose();
       },
-      QUICK ? 3 : n >= 1024 ? 5 : 9,
-      2,
+      MM_REPS(n),
+      MM_WARMUP,
     );
   }
   const xs = tf.tensor1d(data(N_EW, 11));

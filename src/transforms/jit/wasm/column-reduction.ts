@@ -15,7 +15,7 @@
  */
 import { ConfigError, ShapeError } from "../../../core/errors.js";
 import { I32, ModuleBuilder, Op, Simd, V128 } from "./assembler.js";
-import { emitExpr, type Expr, REDUCE, type ReduceKind, topo } from "./elementwise.js";
+import { emitExpr, type Expr, instantiateRun, REDUCE, type ReduceKind, topo } from "./elementwise.js";
 import type { WasmHeap } from "./heap.js";
 import { VecEmitter } from "./simd-math.js";
 
@@ -185,10 +185,7 @@ export class ColumnReduction {
         { shared: this.heap.shared, maxPages: this.heap.maxPages },
         this.reduce,
       );
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-        env: { memory: this.heap.memory },
-      });
-      fn = inst.exports.run as (...args: number[]) => void;
+      fn = instantiateRun(this.heap, bytes);
       this.modules.set(key, fn);
     }
     const args = [out, rows, cols];

@@ -535,10 +535,7 @@ export class ElementwiseKernel {
         { shared: this.heap.shared, maxPages: this.heap.maxPages },
         this.reduce,
       );
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-        env: { memory: this.heap.memory },
-      });
-      fn = inst.exports.run as (...args: number[]) => void;
+      fn = instantiateRun(this.heap, bytes);
       this.cache.set(key, fn);
     }
     return fn;
@@ -670,6 +667,12 @@ export class ElementwiseKernel {
     if (this.staging) this.heap.free(this.staging.ptr);
     this.staging = undefined;
   }
+}
+
+/** Instantiates a generated module on `heap`'s memory and returns its exported `run`. */
+export function instantiateRun(heap: WasmHeap, bytes: BufferSource): (...args: number[]) => void {
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: heap.memory } });
+  return inst.exports.run as (...args: number[]) => void;
 }
 
 /** Compiles `expr` over `arity` inputs on `heap`. */

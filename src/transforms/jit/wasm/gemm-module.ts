@@ -104,6 +104,70 @@ function transpose4(f: FuncBuilder, r: readonly number[]): number[] {
 }
 
 /** Builds the module bytes for one micro-kernel shape. */
+/**
+ * A panel that is not full (the last rows of A, columns of B): for k from `start()` up to `kc`,
+ * `width` lanes, lane l < `valid` copied from `src + l·laneStride` and the rest zero; `src` steps
+ * by `kStride` per k and `dst` past the written floats. All fields name locals (byte strides).
+ */
+function emitMaskedPanel(
+  f: FuncBuilder,
+  width: number,
+  r: {
+    k: number;
+    lane: number;
+    t0: number;
+    src: number;
+    dst: number;
+    kc: number;
+    valid: number;
+    laneStride: number;
+    kStride: number;
+  },
+  start: () => void,
+): void {
+  f.forRange(
+    r.k,
+    start,
+    () => f.localGet(r.kc),
+    1,
+    () => {
+      f.localGet(r.src).localSet(r.t0);
+      f.forRange(
+        r.lane,
+        () => f.i32Const(0),
+        () => f.i32Const(width),
+        1,
+        () => {
+          f.localGet(r.lane).localGet(r.valid).op(Op.i32_lt_s);
+          f.if(
+            () => f.localGet(r.dst).localGet(r.t0).f32Load().f32Store(),
+            () => f.localGet(r.dst).f32Const(0).f32Store(),
+          );
+          f.localGet(r.t0).localGet(r.laneStride).op(Op.i32_add).localSet(r.t0);
+          f.localGet(r.dst).i32Const(4).op(Op.i32_add).localSet(r.dst);
+        },
+      );
+      f.localGet(r.src).localGet(r.kStride).op(Op.i32_add).localSet(r.src);
+    },
+  );
+}
+
+/** Zeroes rows k in [kc, kcp) of a panel of `width` lanes at `dst` and moves `dst` past them. */
+function emitZeroRows(
+  f: FuncBuilder,
+  width: number,
+  r: { kc: number; kcp: number; dst: number; tmp: number },
+): void {
+  f.localGet(r.kcp)
+    .localGet(r.kc)
+    .op(Op.i32_sub)
+    .i32Const(width * 4)
+    .op(Op.i32_mul)
+    .localSet(r.tmp);
+  f.localGet(r.dst).i32Const(0).localGet(r.tmp).memoryFill();
+  f.localGet(r.dst).localGet(r.tmp).op(Op.i32_add).localSet(r.dst);
+}
+
 export function buildGemmModule(
   shape: MicroKernelShape,
   memory: { shared: boolean; maxPages: number },
@@ -359,46 +423,15 @@ export function buildGemmModule(
               );
             },
             () => {
-              f.forRange(
-                k,
+              emitMaskedPanel(
+                f,
+                MR,
+                { k, lane: i, t0, src, dst: DST, kc: KC, valid: rows, laneStride: RSA, kStride: CSA },
                 () => f.i32Const(0),
-                () => f.localGet(KC),
-                1,
-                () => {
-                  f.localGet(src).localSet(t0);
-                  f.forRange(
-                    i,
-                    () => f.i32Const(0),
-                    () => f.i32Const(MR),
-                    1,
-                    () => {
-                      f.localGet(i).localGet(rows).op(Op.i32_lt_s);
-                      f.if(
-                        () => {
-                          f.localGet(DST).localGet(t0).f32Load().f32Store();
-                        },
-                        () => {
-                          f.localGet(DST).f32Const(0).f32Store();
-                        },
-                      );
-                      f.localGet(t0).localGet(RSA).op(Op.i32_add).localSet(t0);
-                      f.localGet(DST).i32Const(4).op(Op.i32_add).localSet(DST);
-                    },
-                  );
-                  f.localGet(src).localGet(CSA).op(Op.i32_add).localSet(src);
-                },
               );
             },
           );
-        // Zero rows k in [kc, kcp) of this panel.
-        f.localGet(KCP)
-          .localGet(KC)
-          .op(Op.i32_sub)
-          .i32Const(MR * 4)
-          .op(Op.i32_mul)
-          .localSet(t1);
-        f.localGet(DST).i32Const(0).localGet(t1).memoryFill();
-        f.localGet(DST).localGet(t1).op(Op.i32_add).localSet(DST);
+        emitZeroRows(f, MR, { kc: KC, kcp: KCP, dst: DST, tmp: t1 });
       },
     );
   }
@@ -559,46 +592,15 @@ export function buildGemmModule(
                 }),
               ),
             );
-            f.forRange(
-              k,
+            emitMaskedPanel(
+              f,
+              NR,
+              { k, lane: j, t0, src, dst: DST, kc: KC, valid: cols, laneStride: CSB, kStride: RSB },
               () => f.localGet(k),
-              () => f.localGet(KC),
-              1,
-              () => {
-                f.localGet(src).localSet(t0);
-                f.forRange(
-                  j,
-                  () => f.i32Const(0),
-                  () => f.i32Const(NR),
-                  1,
-                  () => {
-                    f.localGet(j).localGet(cols).op(Op.i32_lt_s);
-                    f.if(
-                      () => {
-                        f.localGet(DST).localGet(t0).f32Load().f32Store();
-                      },
-                      () => {
-                        f.localGet(DST).f32Const(0).f32Store();
-                      },
-                    );
-                    f.localGet(t0).localGet(CSB).op(Op.i32_add).localSet(t0);
-                    f.localGet(DST).i32Const(4).op(Op.i32_add).localSet(DST);
-                  },
-                );
-                f.localGet(src).localGet(RSB).op(Op.i32_add).localSet(src);
-              },
             );
           },
         );
-        // Zero rows k in [kc, kcp) of this panel.
-        f.localGet(KCP)
-          .localGet(KC)
-          .op(Op.i32_sub)
-          .i32Const(NR * 4)
-          .op(Op.i32_mul)
-          .localSet(t1);
-        f.localGet(DST).i32Const(0).localGet(t1).memoryFill();
-        f.localGet(DST).localGet(t1).op(Op.i32_add).localSet(DST);
+        emitZeroRows(f, NR, { kc: KC, kcp: KCP, dst: DST, tmp: t1 });
       },
     );
   }

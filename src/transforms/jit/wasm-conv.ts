@@ -93,19 +93,6 @@ export function permuteInto(
     }
 }
 
-/** Copies a rank-4 row-major array into axis order `perm` (result axis i = source axis perm[i]). */
-export function permute4(
-  data: Float32Array,
-  shape: readonly number[],
-  perm: readonly number[],
-): { data: Float32Array; shape: number[] } {
-  const outShape = perm.map((p) => shape[p]!);
-  if (perm.every((p, i) => p === i)) return { data, shape: outShape };
-  const out = new Float32Array(data.length);
-  permuteInto(data, 0, shape, perm, [], out, 0);
-  return { data: out, shape: outShape };
-}
-
 /**
  * Whether reading `shape` in axis order `perm` with `flip`ped axes is the same flat array: every
  * flipped axis has size 1 and the axes of size > 1 keep their order.

@@ -1,6 +1,7 @@
 /**
  * The own WebAssembly SIMD backend as the jit's `"wasm"` backend: each kernel goes to the wasm
- * adapter (GEMM, fused row reductions, fused elementwise loops, epilogues as a second fused loop).
+ * adapter (GEMM, fused row and column reductions, fused elementwise loops, epilogues as a second
+ * fused loop).
  * Where the adapter declines a kernel (ops it lacks: sin, cos, pow; reductions over several axes
  * that do not merge) the kernel falls back, per kernel, to gpu.js `webasm` and, should gpu.js be
  * unavailable, to the kernel-IR evaluator; `ranOn` and `fallbackReason` report which and why.
@@ -9,9 +10,9 @@
  * kernel on heap offsets through `runPtr`, results returned as views into a shared heap), see
  * executable.ts and resident.ts.
  *
- * Convolutions, which the fusion leaves as escapes, run on the wasm convolution when they fit
- * (wasm-conv.ts). Compiled kernels are cached per backend instance on the kernel's hash, so retracing (or a second
- * program with the same kernel) reuses the generated module.
+ * Escapes the fusion leaves (convolutions, pooling and its gradient, `rev`) run natively when
+ * they fit (wasm-escapes.ts). Compiled kernels are cached per backend instance on the kernel's
+ * hash, so retracing (or a second program with the same kernel) reuses the generated module.
  */
 import { ConfigError } from "../../core/errors.js";
 import type { CompiledKernel, DeviceMemory, KernelBackend } from "./backend.js";

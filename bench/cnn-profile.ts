@@ -6,76 +6,15 @@
  * implementations. Prints per-step milliseconds of each step above 0.5 ms (the median, or with
  * `BENCH_STAT=min` the fastest of `BENCH_REPS` steps, default 5), then the plan.
  */
-import { Tensor, grad, jit, lax, nn, numpy as np } from "../src/index.js";
-import { convDimensionNumbers } from "../src/core/primitives/conv.js";
+import { jit } from "../src/index.js";
 import type { CompiledEscape, CompiledKernel, KernelBackend } from "../src/transforms/jit/backend.js";
 import type { Kernel } from "../src/transforms/jit/kernel-ir.js";
 import { wasmJitBackend } from "../src/transforms/jit/wasm-backend.js";
 import type { JaxprEqn } from "../src/core/jaxpr.js";
+import { cnnProblem, cnnStep } from "./cnn.js";
 import { median } from "./timing.js";
 
-type T = Tensor;
-type Params = Record<"k1" | "c1" | "k2" | "c2" | "w" | "b", T>;
-
-const data = (n: number, seed: number) => {
-  const o = new Float32Array(n);
-  let s = seed * 2654435761;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    o[i] = s / 2 ** 31 - 1;
-  }
-  return o;
-};
-const t = (shape: number[], d: Float32Array) => Tensor._fromBuffer(shape, "float32", d);
-const B = 64;
-const params: Params = {
-  k1: t(
-    [3, 3, 1, 32],
-    data(288, 7).map((v) => v * 0.3),
-  ),
-  c1: t([32], new Float32Array(32)),
-  k2: t(
-    [3, 3, 32, 64],
-    data(9 * 32 * 64, 8).map((v) => v * 0.06),
-  ),
-  c2: t([64], new Float32Array(64)),
-  w: t(
-    [12 * 12 * 64, 10],
-    data(9216 * 10, 9).map((v) => v * 0.01),
-  ),
-  b: t([10], new Float32Array(10)),
-};
-const xs = t([B, 28, 28, 1], data(B * 784, 10));
-const ys = Tensor._fromBuffer(
-  [B],
-  "int32",
-  Int32Array.from({ length: B }, (_, i) => (i * 7) % 10),
-);
-const conv = (v: T, k: T) =>
-  lax.convGeneralDilated(v, k, {
-    padding: "VALID",
-    dimensionNumbers: convDimensionNumbers(v.shape, k.shape, ["NHWC", "HWIO", "NHWC"]),
-  });
-const loss = (p: Params, x: T, y: T) => {
-  const h1 = nn.relu(conv(x, p.k1).add(p.c1));
-  const h2 = nn.relu(conv(h1, p.k2).add(p.c2));
-  const pooled = lax.reduceWindow(
-    h2,
-    "max",
-    [1, 2, 2, 1],
-    [1, 2, 2, 1],
-    [
-      [0, 0],
-      [0, 0],
-      [0, 0],
-      [0, 0],
-    ],
-  );
-  const logits = np.matmul(pooled.reshape([B, -1]), p.w).add(p.b);
-  return np.mean(np.sum(nn.oneHot(y, 10).mul(nn.logSoftmax(logits)), -1)).neg();
-};
-const sgd = (p: Params, g: Params): Params =>
-  Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.sub(g[k as keyof Params].mul(0.01))])) as Params;
+const { params, x: xs, y: ys } = cnnProblem();
 
 const inner = wasmJitBackend({ threads: 2 });
 /** Per step name, the milliseconds of the current step. */
@@ -119,7 +58,7 @@ const profiler: KernelBackend = {
   },
   ...(inner.memory ? { memory: inner.memory } : {}),
 };
-const step = jit((p: Params, x: T, y: T) => sgd(p, grad(loss)(p, x, y) as Params), { backend: profiler });
+const step = jit(cnnStep, { backend: profiler });
 for (let i = 0; i < 2; i++) step(params, xs, ys);
 const reps = Number(process.env.BENCH_REPS ?? 5);
 const totals: number[] = [];

@@ -17,23 +17,13 @@ import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CNN_B, data, labels, scaled } from "./data.js";
 import { time, timeAsync } from "./timing.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const N_EW = 1 << 20;
 
 type Results = Record<string, number>;
-
-/** Deterministic data in [-1, 1) (a small LCG), the same for every library. */
-function data(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed * 2654435761;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /**
  * Matmul repetitions, and warm-up calls: V8 first runs new WebAssembly code from its baseline
@@ -44,13 +34,9 @@ const MM_REPS = (n: number) => (QUICK ? 3 : n >= 1024 ? 5 : 9);
 const MM_WARMUP = QUICK ? 2 : 10;
 
 const B = 128;
-const CNN_B = 64;
-const scaled = (n: number, seed: number, scale: number) => data(n, seed).map((v) => v * scale);
-const labels = (n: number) => Int32Array.from({ length: n }, (_, i) => (i * 7) % 10);
 
 async function benchTsjax(): Promise<Results> {
-  const { Tensor, grad, jit, lax, nn, numpy: np, optim } = await import("../src/index.js");
-  const { convDimensionNumbers } = await import("../src/core/primitives/conv.js");
+  const { Tensor, grad, jit, nn, numpy: np, optim } = await import("../src/index.js");
   type T = InstanceType<typeof Tensor>;
   const t = (shape: number[], d: Float32Array) => Tensor._fromBuffer(shape, "float32", d);
   const out: Results = {};
@@ -100,41 +86,9 @@ async function benchTsjax(): Promise<Results> {
   // Compile time: the first call (trace, passes, fusion, kernel generation, one run) minus a run.
   out["sam compile"] = firstSam - out["mlp sam"];
   // CNN (BENCH.md): B = 64, 28×28×1, conv3×3 1→32, ReLU, conv3×3 32→64, ReLU, maxpool 2, dense → 10.
-  type C = { k1: T; c1: T; k2: T; c2: T; w: T; b: T };
-  const cp: C = {
-    k1: t([3, 3, 1, 32], scaled(288, 7, 0.3)),
-    c1: t([32], new Float32Array(32)),
-    k2: t([3, 3, 32, 64], scaled(9 * 32 * 64, 8, 0.06)),
-    c2: t([64], new Float32Array(64)),
-    w: t([12 * 12 * 64, 10], scaled(9216 * 10, 9, 0.01)),
-    b: t([10], new Float32Array(10)),
-  };
-  const cx = t([CNN_B, 28, 28, 1], data(CNN_B * 784, 10));
-  const cy = Tensor._fromBuffer([CNN_B], "int32", labels(CNN_B));
-  const conv = (v: T, k: T) =>
-    lax.convGeneralDilated(v, k, {
-      padding: "VALID",
-      dimensionNumbers: convDimensionNumbers(v.shape, k.shape, ["NHWC", "HWIO", "NHWC"]),
-    });
-  const cnnLoss = (p: C, x: T, y: T) => {
-    const h1 = nn.relu(conv(x, p.k1).add(p.c1));
-    const h2 = nn.relu(conv(h1, p.k2).add(p.c2));
-    const pooled = lax.reduceWindow(
-      h2,
-      "max",
-      [1, 2, 2, 1],
-      [1, 2, 2, 1],
-      [
-        [0, 0],
-        [0, 0],
-        [0, 0],
-        [0, 0],
-      ],
-    );
-    const logits = np.matmul(pooled.reshape([CNN_B, -1]), p.w).add(p.b);
-    return np.mean(np.sum(nn.oneHot(y, 10).mul(nn.logSoftmax(logits)), -1)).neg();
-  };
-  const cnn = jit((p: C, x: T, y: T) => sgdUpdate(p, grad(cnnLoss)(p, x, y) as C));
+  const { cnnProblem, cnnStep } = await import("./cnn.js");
+  const { params: cp, x: cx, y: cy } = cnnProblem();
+  const cnn = jit(cnnStep);
   out["cnn step"] = time(() => drop(cnn(cp, cx, cy)), QUICK ? 1 : 3, 1);
   const v = t([N_EW], data(N_EW, 11));
   const chains: Record<string, (v: T) => T> = {

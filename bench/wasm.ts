@@ -23,6 +23,7 @@ import { WasmBackend } from "../src/transforms/jit/wasm/backend.js";
 import { convGeometry, WasmConv } from "../src/transforms/jit/wasm/conv.js";
 import { type Expr, ew } from "../src/transforms/jit/wasm/elementwise.js";
 import { relaxedSimdSupported } from "../src/transforms/jit/wasm/gemm-module.js";
+import { data } from "./data.js";
 import { STAT, time, timeAsync } from "./timing.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -56,16 +57,6 @@ function reps(n: number): number {
   return n >= 1024 ? 7 : n >= 512 ? 11 : 25;
 }
 
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
-
 const x = ew.input(0);
 const CHAINS: [string, Expr][] = [
   ["(x*a+b)*c", ew.mul(ew.add(ew.mul(x, ew.c(1.5)), ew.c(0.25)), ew.c(2))],
@@ -80,8 +71,8 @@ function benchTsjax(): Results {
     const pa = heap.alloc(4 * n * n);
     const pb = heap.alloc(4 * n * n);
     const pc = heap.alloc(4 * n * n);
-    heap.f32().set(random(n * n, 1), pa / 4);
-    heap.f32().set(random(n * n, 2), pb / 4);
+    heap.f32().set(data(n * n, 1), pa / 4);
+    heap.f32().set(data(n * n, 2), pb / 4);
     for (const threads of [1, 2]) {
       out[`matmul ${n} ${threads}T`] = time(
         () => be.gemm.gemmPtr(n, n, n, { ptr: pa, rs: n, cs: 1 }, { ptr: pb, rs: n, cs: 1 }, pc, n, threads),
@@ -89,7 +80,7 @@ function benchTsjax(): Results {
         n >= 1024 ? 2 : 5,
       );
     }
-    const [a, b, c] = [random(n * n, 1), random(n * n, 2), new Float32Array(n * n)];
+    const [a, b, c] = [data(n * n, 1), data(n * n, 2), new Float32Array(n * n)];
     out[`matmul ${n} 1T copies`] = time(() => be.matmul(a, b, n, n, n, { threads: 1, out: c }), reps(n), 2);
     for (const p of [pa, pb, pc]) heap.free(p);
   }
@@ -97,8 +88,8 @@ function benchTsjax(): Results {
     const pa = heap.alloc(4 * m * k);
     const pb = heap.alloc(4 * k * n);
     const pc = heap.alloc(4 * m * n);
-    heap.f32().set(random(m * k, 1), pa / 4);
-    heap.f32().set(random(k * n, 2), pb / 4);
+    heap.f32().set(data(m * k, 1), pa / 4);
+    heap.f32().set(data(k * n, 2), pb / 4);
     const A = tA ? { ptr: pa, rs: 1, cs: m } : { ptr: pa, rs: k, cs: 1 };
     const B = tB ? { ptr: pb, rs: 1, cs: k } : { ptr: pb, rs: n, cs: 1 };
     for (const threads of [1, 2]) {
@@ -112,7 +103,7 @@ function benchTsjax(): Results {
   }
   const px = heap.alloc(4 * N_EW);
   const po = heap.alloc(4 * N_EW);
-  const xs = random(N_EW, 3);
+  const xs = data(N_EW, 3);
   heap.f32().set(xs, px / 4);
   for (const [name, expr] of CHAINS) {
     const k = be.elementwise(expr, 1);
@@ -130,14 +121,14 @@ function benchTsjax(): Results {
     const bo = heap.alloc(4 * g.n * g.oh * g.ow * g.o);
     const bs = heap.alloc(WasmConv.scratchBytes(g));
     heap.f32().set(
-      random(
+      data(
         xShape.reduce((p, q) => p * q),
         4 + i,
       ),
       bx / 4,
     );
     heap.f32().set(
-      random(
+      data(
         wShape.reduce((p, q) => p * q),
         5 + i,
       ),
@@ -177,8 +168,8 @@ async function benchJax(): Promise<Results> {
   const out: Results = {};
   const mm = jit((p: any, q: any) => np.matmul(p, q));
   for (const n of SIZES) {
-    const a = np.array(random(n * n, 1)).reshape([n, n]);
-    const b = np.array(random(n * n, 2)).reshape([n, n]);
+    const a = np.array(data(n * n, 1)).reshape([n, n]);
+    const b = np.array(data(n * n, 2)).reshape([n, n]);
     out[`matmul ${n} 1T`] = await timeAsync(
       async () => {
         const c = mm(a.ref, b.ref);
@@ -191,7 +182,7 @@ async function benchJax(): Promise<Results> {
     a.dispose();
     b.dispose();
   }
-  const xs = np.array(random(N_EW, 3));
+  const xs = np.array(data(N_EW, 3));
   const fns: Record<string, (v: any) => any> = {
     "(x*a+b)*c": jit((v: any) => v.mul(1.5).add(0.25).mul(2)),
     "tanh(x*a+b)*c": jit((v: any) => np.tanh(v.mul(1.5).add(0.25)).mul(2)),
@@ -219,8 +210,8 @@ async function benchTfjs(): Promise<Results> {
   await tf.ready();
   const out: Results = {};
   for (const n of SIZES) {
-    const a = tf.tensor2d(random(n * n, 1), [n, n]);
-    const b = tf.tensor2d(random(n * n, 2), [n, n]);
+    const a = tf.tensor2d(data(n * n, 1), [n, n]);
+    const b = tf.tensor2d(data(n * n, 2), [n, n]);
     out[`matmul ${n} 1T`] = time(
       () => {
         const c = tf.matMul(a, b);
@@ -233,7 +224,7 @@ async function benchTfjs(): Promise<Results> {
     a.dispose();
     b.dispose();
   }
-  const xs = tf.tensor1d(random(N_EW, 3));
+  const xs = tf.tensor1d(data(N_EW, 3));
   const fns: Record<string, () => any> = {
     "(x*a+b)*c": () => tf.tidy(() => xs.mul(1.5).add(0.25).mul(2)),
     "tanh(x*a+b)*c": () => tf.tidy(() => tf.tanh(xs.mul(1.5).add(0.25)).mul(2)),
@@ -251,14 +242,14 @@ async function benchTfjs(): Promise<Results> {
   }
   CONVS.forEach(({ x: xShape, w: wShape }, i) => {
     const tx = tf.tensor4d(
-      random(
+      data(
         xShape.reduce((p, q) => p * q),
         4 + i,
       ),
       xShape,
     );
     const tw = tf.tensor4d(
-      random(
+      data(
         wShape.reduce((p, q) => p * q),
         5 + i,
       ),
